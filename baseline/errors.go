@@ -1,0 +1,42 @@
+package baseline
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Callers test for them with errors.Is; the returned errors
+// wrap them with the detail at fault.
+var (
+	// ErrChunkMismatch: data does not hash to the CID it was fetched for.
+	ErrChunkMismatch = errors.New("baseline: chunk does not match its CID")
+	// ErrUnsupportedCID: a CID that is not a raw-codec CIDv1 with a 32-byte
+	// BLAKE3 or SHA2-256 multihash.
+	ErrUnsupportedCID = errors.New("baseline: unsupported CID")
+	// ErrBadEntry: an encoded entry is malformed or out of bounds.
+	ErrBadEntry = errors.New("baseline: bad entry")
+	// ErrBadPath: a path is not a clean slash-separated relative path.
+	ErrBadPath = errors.New("baseline: bad path")
+	// ErrBadSplice: a splice does not fit the chunk list it is applied to.
+	ErrBadSplice = errors.New("baseline: splice out of range")
+	// ErrBadPattern: an ignore pattern cannot be compiled.
+	ErrBadPattern = errors.New("baseline: bad ignore pattern")
+	// ErrIgnored: Stat was asked for a path that the ignore patterns exclude.
+	ErrIgnored = errors.New("baseline: path is ignored")
+	// ErrSpecialFile: Stat found a socket, fifo or device, which is not protected.
+	ErrSpecialFile = errors.New("baseline: special file not supported")
+)
+
+// PathError records a failure on one path of a folder. Path is relative to
+// the folder root (slash-separated); Err is usually an *fs.PathError.
+type PathError struct {
+	Op   string // "scan", "stat", "read", "readlink"
+	Path string
+	Err  error
+}
+
+func (e *PathError) Error() string {
+	return fmt.Sprintf("baseline: %s %s: %v", e.Op, e.Path, e.Err)
+}
+
+func (e *PathError) Unwrap() error { return e.Err }

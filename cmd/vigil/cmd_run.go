@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-mesh/vigil/node"
+)
+
+func newRunCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the node in the foreground until SIGINT or SIGTERM",
+		Long: "run starts the node described by vigil.yaml: it protects its folders, keeps the folders\n" +
+			"it backs up for others and serves the control endpoint, until SIGINT or SIGTERM; then it\n" +
+			"stops cleanly (journal flushed, state saved). A second signal during shutdown kills it.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runNode(cmd.Context(), globalsFrom(cmd))
+		},
+	}
+}
+
+func runNode(ctx context.Context, g *globals) error {
+	cfg, err := g.LoadConfig()
+	if err != nil {
+		return err
+	}
+	logger := g.Logger()
+	slog.SetDefault(logger)
+	n, err := node.New(cfg, node.WithLogger(logger))
+	if err != nil {
+		var ce *node.ConfigError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return fmt.Errorf("start node: %w", err)
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Once stopping, restore the default signal handling: a second signal kills.
+	context.AfterFunc(ctx, stop)
+
+	logger.Info("node running", "home", cfg.Home, "name", cfg.Node.Name)
+	runErr := n.Run(ctx)
+	stopping := ctx.Err() != nil
+	if stopping {
+		logger.Info("stopping node")
+	}
+	closeErr := n.Close()
+	if runErr != nil && !(stopping && errors.Is(runErr, context.Canceled)) {
+		return fmt.Errorf("run node: %w", runErr)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("stop node: %w", closeErr)
+	}
+	logger.Info("node stopped")
+	return nil
+}

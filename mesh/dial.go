@@ -1,0 +1,156 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+)
+
+// Dial loop timing.
+const (
+	minRedial    = 100 * time.Millisecond // first redial delay after a failure or a disconnect
+	maxRedial    = 10 * time.Second       // cap of the exponential backoff
+	stableConn   = 10 * time.Second       // a connection that lasted this long resets the backoff
+	dialTimeout  = 10 * time.Second       // one dial attempt
+	pingInterval = 30 * time.Second       // RTT measurement while connected
+	pingTimeout  = 5 * time.Second
+)
+
+// Run keeps every configured peer connected until ctx is done or the mesh
+// is closed, then returns nil. Each peer is dialed at once, and redialed
+// after a failure or a disconnect with an exponential backoff from 100 ms
+// to 10 s (jittered); a connection that lasted 10 s resets the backoff.
+// libp2p's own dial backoff is cleared before each attempt. A peer that
+// restarts dials us itself, so it is reconnected as soon as its Run starts
+// whatever our backoff. Run also pings connected peers every 30 s to keep
+// PeerStatus.RTT current. It may be called once.
+func (m *Mesh) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	if m.running {
+		m.mu.Unlock()
+		return errors.New("mesh: Run called twice")
+	}
+	m.running = true
+	m.wg.Add(1)
+	m.mu.Unlock()
+	defer m.wg.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.ctx, cancel)
+	defer stop()
+
+	var wg sync.WaitGroup
+	for _, p := range m.cfg.Peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.keepConnected(ctx, p.ID)
+		}()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// keepConnected is the dial loop of one peer.
+func (m *Mesh) keepConnected(ctx context.Context, id peer.ID) {
+	kick := m.kicks[id]
+	log := m.log.With("peer", id, "name", m.PeerName(id))
+	delay := minRedial
+	var wait time.Duration
+	for ctx.Err() == nil {
+		if m.Connected(id) {
+			since := time.Now()
+			m.ping(ctx, id)
+			m.waitDisconnect(ctx, id, kick)
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(since) >= stableConn {
+				delay = minRedial
+			}
+			wait, delay = jitter(delay), min(2*delay, maxRedial)
+		}
+		if wait > 0 && !m.sleep(ctx, id, kick, wait) {
+			return
+		}
+		wait = 0
+		if m.Connected(id) {
+			continue
+		}
+		m.clearDialBackoff(id)
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		err := m.host.Connect(dctx, peer.AddrInfo{ID: id})
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		wait = jitter(delay)
+		log.Debug("dial failed", "err", err, "retry_in", wait)
+		delay = min(2*delay, maxRedial)
+	}
+}
+
+// waitDisconnect returns once id has no connection left or ctx is done,
+// pinging id every pingInterval meanwhile.
+func (m *Mesh) waitDisconnect(ctx context.Context, id peer.ID, kick <-chan struct{}) {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for m.Connected(id) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		case <-t.C:
+			m.ping(ctx, id)
+		}
+	}
+}
+
+// sleep waits d, or less if id gets connected meanwhile; it reports false
+// when ctx is done.
+func (m *Mesh) sleep(ctx context.Context, id peer.ID, kick <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-kick:
+			if m.Connected(id) {
+				return true
+			}
+		}
+	}
+}
+
+// ping measures one round trip to id; libp2p records it in the
+// peerstore's latency EWMA.
+func (m *Mesh) ping(ctx context.Context, id peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	select {
+	case r := <-ping.Ping(ctx, m.host, id):
+		if r.Error != nil {
+			m.log.Debug("ping failed", "peer", id, "err", r.Error)
+		}
+	case <-ctx.Done():
+	}
+}
+
+// jitter spreads d over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2)
+}

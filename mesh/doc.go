@@ -1,0 +1,119 @@
+// Package mesh is vigil's network layer: the libp2p host restricted to the
+// peers of the config, the gossipsub topics that carry folder change
+// records, the direct stream protocols, and the node's key file. It moves
+// opaque bytes: the messages on topics and streams are defined by package
+// node.
+//
+// # Identity
+//
+// A node is an Ed25519 key pair; its peer ID is derived from the public
+// key. GenerateKey writes the private key in the libp2p protobuf encoding
+// (crypto.MarshalPrivateKey) to its own file, mode 0600, never replacing
+// an existing file; LoadKey refuses a key file that grants any access to
+// group or others.
+//
+// # Host
+//
+// Transports: TCP and QUIC (quic-v1). Security: TLS 1.3 preferred, Noise as
+// the fallback (on these machines one TCP+TLS stream moves ~1.6 GB/s,
+// Noise ~1.2 GB/s). Muxer: yamux. Dials try TCP addresses first and QUIC
+// 300 ms later, because QUIC streams are about three times slower for bulk
+// data. No relay, NAT port mapping, hole punching or mDNS: peers are dialed
+// at the addresses of the config (plus those they announce via identify).
+// Resource limits are infinite (the allow-list bounds who can use them) and
+// no connection manager trims connections.
+//
+// # Trust
+//
+//   - The connection gater admits only the peers of Config.Peers: it refuses
+//     to dial any other peer, and refuses an inbound connection right after
+//     the security handshake has authenticated the remote peer, before a
+//     muxer exists, so no stream from a stranger can ever be opened.
+//   - Gossipsub runs with StrictSign: every message carries its author's
+//     peer ID, a sequence number and a signature by the author's key;
+//     unsigned or badly signed messages are dropped.
+//   - Each folder topic has a member list. The gossipsub peer filter keeps
+//     every other peer out of the topic's mesh, gossip and message
+//     requests, so non-members never receive the topic from us (flood
+//     publishing is off: it would bypass the filter). The topic validator
+//     rejects a message whose signer is not the folder's source, whose
+//     payload exceeds 1 MiB, or that was forwarded by a non-member.
+//
+// # Topics
+//
+// One gossipsub topic per (source peer, folder):
+//
+//	/vigil/folder/1/<source peer ID, base58>/<folder ID>
+//
+// e.g. /vigil/folder/1/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/docs.
+// The folder ID is the id of the folder in the source's config; it may not
+// be empty or contain '/' or control characters. "1" is the version of the
+// record format carried on the topic. Members: on the source, its
+// designated backups (folders[].backup_to); on a backup, the source. Only
+// the source publishes. A payload is at most MaxMessageSize (1 MiB); in
+// practice records are small and large chunks are announced by CID and
+// fetched over ProtoSync.
+//
+// Gossipsub is the fast path, never the only one: it drops messages under
+// bursts and while a peer is disconnected. Records carry a per-(source,
+// folder) sequence number, and a backup that sees a gap pulls the missing
+// range over ProtoSync.
+//
+// A Topic subscribes when it is joined, so messages that arrive before the
+// first Next are kept, up to 256; beyond that gossipsub drops them
+// (metric vigil_mesh_pubsub_messages_dropped_total{reason="subscriber_full"}).
+//
+// Messages carried on folder topics (payload = one frame body, see below,
+// the first byte being the message type):
+//
+//	(defined by package node; listed here by the integrator)
+//
+// # Protocols
+//
+// Direct streams, opened with Mesh.Open and served by Mesh.Handle. Both
+// run from the backup (target) to the source:
+//
+//	/vigil/sync/1.0.0   target -> source: requests for a snapshot, chunks
+//	                    by CID, a journal range (from seq, to seq) and a
+//	                    path's manifest; the source answers on the same
+//	                    stream.
+//	/vigil/ack/1.0.0    target -> source: the sequence number the target
+//	                    has applied (durably), so the source can truncate
+//	                    its journal.
+//
+// Every message on a stream is one frame.
+//
+// # Frames
+//
+//	+-------------------------+--------+--------------------+
+//	| length: uvarint         | type   | payload            |
+//	| = 1 + len(payload)      | 1 byte | length - 1 bytes   |
+//	+-------------------------+--------+--------------------+
+//
+// The length is an unsigned LEB128 varint (encoding/binary.PutUvarint) of
+// at most 10 bytes and counts the type byte and the payload, so it is
+// never 0. A reader passes its own limit (ReadFrame's max) and gets
+// ErrFrameTooLarge before anything is allocated for a longer frame. A
+// stream that ends between frames yields io.EOF; one that ends inside a
+// frame yields io.ErrUnexpectedEOF. Type bytes and payload encodings are
+// defined by package node.
+//
+// # Connectivity
+//
+// Mesh.Run keeps every configured peer connected: it dials them at start
+// and redials after a failure or a disconnect with an exponential backoff
+// from 100 ms to 10 s (jittered), clearing libp2p's own dial backoff
+// before each attempt. Both ends run this loop, so a peer that restarts
+// dials the others itself as soon as it starts. Mesh.OnConnect callbacks
+// fire each time a configured peer goes from no connection to a
+// connection: that is where a backup starts its catch-up.
+//
+// # Metrics
+//
+// Namespace "vigil", subsystem "mesh", registered on Config.Registerer
+// only: connected_peers, stream_bytes_total{protocol,direction},
+// stream_bytes_per_second{protocol,direction},
+// pubsub_messages_published_total, pubsub_messages_received_total,
+// pubsub_messages_rejected_total{reason},
+// pubsub_messages_dropped_total{reason}, gater_refused_total{direction}.
+package mesh

@@ -1,0 +1,412 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// Stream protocols. See the package documentation for what they carry.
+const (
+	ProtoSync protocol.ID = "/vigil/sync/1.0.0"
+	ProtoAck  protocol.ID = "/vigil/ack/1.0.0"
+)
+
+// Mesh is one node's libp2p host restricted to its allow-list, with the
+// gossipsub router for folder topics. Create it with New, keep its peers
+// connected with Run, stop it with Close.
+type Mesh struct {
+	cfg   Config
+	self  peer.ID
+	log   *slog.Logger
+	host  host.Host
+	ps    *pubsub.PubSub
+	met   *meshMetrics
+	graft *graftSet                 // our gossipsub mesh per topic
+	peers map[peer.ID]Peer          // the allow-list; read-only after New
+	kicks map[peer.ID]chan struct{} // wakes a peer's dialer on a connectedness change; read-only map
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	running   bool
+	onConnect []func(peer.ID)
+	changed   chan struct{} // closed and replaced on every connectedness change of a configured peer
+	topics    map[string]*Topic
+	wg        sync.WaitGroup // event loop, Run, OnConnect callbacks, stream handlers; Add only under mu while !closed
+
+	tmu     sync.RWMutex
+	members map[string]map[peer.ID]struct{} // topic name -> peers allowed on it (peer filter, validator)
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a libp2p host listening on cfg.Listen and a gossipsub router
+// on it. ctx is used only while constructing; the mesh lives until Close.
+// Peers are not dialed until Run is called (or Open needs them).
+func New(ctx context.Context, cfg Config) (*Mesh, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	self, _ := peer.IDFromPrivateKey(cfg.Key) // checked by Validate
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m := &Mesh{
+		cfg:     cfg,
+		self:    self,
+		log:     cfg.Logger.With("subsystem", "mesh"),
+		peers:   make(map[peer.ID]Peer, len(cfg.Peers)),
+		kicks:   make(map[peer.ID]chan struct{}, len(cfg.Peers)),
+		ctx:     mctx,
+		cancel:  cancel,
+		changed: make(chan struct{}),
+		topics:  make(map[string]*Topic),
+		members: make(map[string]map[peer.ID]struct{}),
+		graft:   newGraftSet(),
+	}
+	for _, p := range cfg.Peers {
+		p.Addrs = slices.Clone(p.Addrs)
+		m.peers[p.ID] = p
+		m.kicks[p.ID] = make(chan struct{}, 1)
+	}
+	bw := metrics.NewBandwidthCounter()
+	m.met = newMetrics(bw)
+
+	h, err := newHost(cfg, &gater{m: m}, bw)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("mesh: libp2p host: %w", err)
+	}
+	m.host = h
+	fail := func(err error) (*Mesh, error) {
+		cancel()
+		h.Close()
+		return nil, err
+	}
+	for _, p := range cfg.Peers {
+		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
+	}
+
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(256))
+	if err != nil {
+		return fail(fmt.Errorf("mesh: subscribe to connection events: %w", err))
+	}
+	m.ps, err = pubsub.NewGossipSub(mctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithPeerFilter(m.peerFilter),
+		pubsub.WithFloodPublish(false), // flood publishing would bypass the peer filter
+		pubsub.WithPeerExchange(false),
+		pubsub.WithMaxMessageSize(MaxMessageSize+rpcOverhead),
+		pubsub.WithRawTracer(&pubsubTracer{met: m.met, graft: m.graft}),
+		pubsub.WithLogger(m.log.With("component", "pubsub")),
+	)
+	if err != nil {
+		sub.Close()
+		return fail(fmt.Errorf("mesh: gossipsub: %w", err))
+	}
+	if err := m.met.register(cfg.Registerer); err != nil {
+		sub.Close()
+		return fail(fmt.Errorf("mesh: register metrics: %w", err))
+	}
+	m.wg.Add(1)
+	go m.eventLoop(sub)
+	m.log.Debug("mesh started", "peer", self, "addrs", h.Addrs())
+	return m, nil
+}
+
+func newHost(cfg Config, g connmgr.ConnectionGater, bw metrics.Reporter) (host.Host, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
+	if err != nil {
+		return nil, err
+	}
+	listen := libp2p.NoListenAddrs
+	if len(cfg.Listen) > 0 {
+		listen = libp2p.ListenAddrs(cfg.Listen...)
+	}
+	return libp2p.New(
+		libp2p.Identity(cfg.Key),
+		listen,
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		// TLS first: it is the faster of the two for bulk streams.
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionGater(g),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(&connmgr.NullConnMgr{}),
+		libp2p.BandwidthReporter(bw),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirstRanker)),
+		libp2p.Ping(true),
+		libp2p.UserAgent("vigil"),
+	)
+}
+
+// quicFallbackDelay is how long a dial waits for TCP before also trying
+// QUIC addresses.
+const quicFallbackDelay = 300 * time.Millisecond
+
+// tcpFirstRanker dials TCP addresses at once and the others (QUIC) after
+// quicFallbackDelay: TCP+TLS carries bulk streams about three times faster
+// than QUIC, and libp2p's default ranker prefers QUIC.
+func tcpFirstRanker(addrs []multiaddr.Multiaddr) []network.AddrDelay {
+	out := make([]network.AddrDelay, 0, len(addrs))
+	for _, a := range addrs {
+		d := quicFallbackDelay
+		if _, err := a.ValueForProtocol(multiaddr.P_TCP); err == nil {
+			d = 0
+		}
+		out = append(out, network.AddrDelay{Addr: a, Delay: d})
+	}
+	return out
+}
+
+// Close stops the dial loop, closes every topic, the gossipsub router and
+// the host (and so every connection and stream), then waits for the
+// mesh's goroutines, running stream handlers and OnConnect callbacks to
+// return. It is idempotent.
+func (m *Mesh) Close() error {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+		m.cancel() // stops Run, the event loop, gossipsub and every Topic
+		err := m.host.Close()
+		m.wg.Wait()
+		m.met.unregister()
+		if err != nil {
+			m.closeErr = fmt.Errorf("mesh: close host: %w", err)
+		}
+	})
+	return m.closeErr
+}
+
+// track registers one more goroutine that Close must wait for; it reports
+// false once the mesh is closed.
+func (m *Mesh) track() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	return true
+}
+
+// ID returns this node's peer ID.
+func (m *Mesh) ID() peer.ID { return m.self }
+
+// Addrs returns the addresses other peers can dial: the listen addresses
+// with the actual ports (when port 0 was asked) and unspecified IPs
+// expanded to the interface addresses.
+func (m *Mesh) Addrs() []multiaddr.Multiaddr { return m.host.Addrs() }
+
+// Host returns the underlying libp2p host.
+func (m *Mesh) Host() host.Host { return m.host }
+
+// PeerName returns the configured name of id, or "".
+func (m *Mesh) PeerName(id peer.ID) string { return m.peers[id].Name }
+
+// Connected reports whether there is an open connection to id.
+func (m *Mesh) Connected(id peer.ID) bool {
+	return m.host.Network().Connectedness(id) == network.Connected
+}
+
+// WaitConnected blocks until id is connected, ctx is done or the mesh is
+// closed. It does not dial: Run or Open do. A peer outside the allow-list
+// yields ErrNotAllowed at once.
+func (m *Mesh) WaitConnected(ctx context.Context, id peer.ID) error {
+	if _, ok := m.peers[id]; !ok {
+		return &PeerError{Op: "wait for", Peer: id, Err: ErrNotAllowed}
+	}
+	for {
+		m.mu.Lock()
+		changed := m.changed
+		m.mu.Unlock()
+		if m.Connected(id) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return &PeerError{Op: "wait for", Peer: id, Name: m.PeerName(id), Err: ctx.Err()}
+		case <-m.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// OnConnect registers fn to be called each time a configured peer becomes
+// connected (it had no connection before). Each call runs on a goroutine of
+// its own, so fn may block briefly or call back into the mesh; Close waits
+// for running calls.
+func (m *Mesh) OnConnect(fn func(peer.ID)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onConnect = append(m.onConnect, fn)
+}
+
+// PeerStatus describes one configured peer.
+type PeerStatus struct {
+	ID        peer.ID
+	Name      string
+	Connected bool
+	Addrs     []multiaddr.Multiaddr // remote addresses of the open connections
+	RTT       time.Duration         // smoothed round-trip time (pings by Run), 0 if unknown
+}
+
+// Peers returns the status of every configured peer, in config order.
+func (m *Mesh) Peers() []PeerStatus {
+	out := make([]PeerStatus, 0, len(m.cfg.Peers))
+	for _, p := range m.cfg.Peers {
+		st := PeerStatus{ID: p.ID, Name: p.Name, Connected: m.Connected(p.ID)}
+		for _, c := range m.host.Network().ConnsToPeer(p.ID) {
+			st.Addrs = append(st.Addrs, c.RemoteMultiaddr())
+		}
+		st.RTT = m.host.Peerstore().LatencyEWMA(p.ID)
+		out = append(out, st)
+	}
+	return out
+}
+
+// Handle sets the handler for streams of protocol proto. The handler owns
+// the stream and must close or reset it. Only peers in the allow-list can
+// open streams (the gater refuses the others' connections). Close waits for
+// running handlers, which return once their stream fails.
+func (m *Mesh) Handle(proto protocol.ID, h func(peer.ID, network.Stream)) {
+	m.host.SetStreamHandler(proto, func(s network.Stream) {
+		p := s.Conn().RemotePeer()
+		if _, ok := m.peers[p]; !ok { // cannot happen: the gater refuses such connections
+			s.Reset()
+			return
+		}
+		if !m.track() {
+			s.Reset()
+			return
+		}
+		defer m.wg.Done()
+		h(p, s)
+	})
+}
+
+// Open opens a stream of protocol proto to p, dialing p first if needed
+// (libp2p's dial backoff for p is cleared first, so a peer that just came
+// back is dialed at once).
+func (m *Mesh) Open(ctx context.Context, p peer.ID, proto protocol.ID) (network.Stream, error) {
+	if _, ok := m.peers[p]; !ok {
+		return nil, &PeerError{Op: "open " + string(proto) + " to", Peer: p, Err: ErrNotAllowed}
+	}
+	if m.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if !m.Connected(p) {
+		m.clearDialBackoff(p)
+	}
+	s, err := m.host.NewStream(ctx, p, proto)
+	if err != nil {
+		if m.ctx.Err() != nil {
+			err = errors.Join(ErrClosed, err)
+		}
+		return nil, &PeerError{Op: "open " + string(proto) + " to", Peer: p, Name: m.PeerName(p), Err: err}
+	}
+	return s, nil
+}
+
+func (m *Mesh) clearDialBackoff(p peer.ID) {
+	if sw, ok := m.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
+	}
+}
+
+// eventLoop follows the connectedness of configured peers: it keeps the
+// connected-peers gauge, wakes WaitConnected callers and the peer's dialer,
+// and runs the OnConnect callbacks.
+func (m *Mesh) eventLoop(sub event.Subscription) {
+	defer m.wg.Done()
+	defer sub.Close()
+	up := make(map[peer.ID]bool, len(m.peers))
+	update := func(id peer.ID, now bool) {
+		if _, ok := m.peers[id]; !ok || up[id] == now {
+			return
+		}
+		up[id] = now
+		n := 0
+		for _, v := range up {
+			if v {
+				n++
+			}
+		}
+		m.met.connected.Set(float64(n))
+		select {
+		case m.kicks[id] <- struct{}{}:
+		default:
+		}
+		m.mu.Lock()
+		close(m.changed)
+		m.changed = make(chan struct{})
+		var fns []func(peer.ID)
+		if now && !m.closed {
+			fns = slices.Clone(m.onConnect)
+			m.wg.Add(len(fns))
+		}
+		m.mu.Unlock()
+		if now {
+			m.log.Info("peer connected", "peer", id, "name", m.PeerName(id))
+		} else {
+			m.log.Info("peer disconnected", "peer", id, "name", m.PeerName(id))
+		}
+		for _, fn := range fns {
+			go func() {
+				defer m.wg.Done()
+				fn(id)
+			}()
+		}
+	}
+	// Connections made between the host's start and the subscription.
+	for id := range m.peers {
+		update(id, m.Connected(id))
+	}
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerConnectednessChanged)
+			update(ev.Peer, ev.Connectedness == network.Connected)
+		}
+	}
+}

@@ -1,0 +1,788 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/journal"
+	"github.com/vigil-mesh/vigil/mesh"
+	"github.com/vigil-mesh/vigil/store"
+)
+
+const (
+	// maxInlinePerRecord caps the chunk bytes one record carries; chunks
+	// beyond it are fetched by CID from the source's files.
+	maxInlinePerRecord = 8 << 20
+	// maxBatchPayload caps the bytes appended to the journal in one call.
+	maxBatchPayload = 32 << 20
+	heartbeatEvery  = 500 * time.Millisecond
+)
+
+// agent protects one folder: it keeps the folder's index, captures
+// changes into the folder's journal, publishes them and serves the
+// folder's snapshot, chunks and journal to the designated backups.
+type agent struct {
+	n       *Node
+	cfg     *FolderConfig
+	id      string
+	root    string
+	ignore  *baseline.Matcher
+	backups []peer.ID
+	j       *journal.Journal
+	w       *Watcher
+	log     *slog.Logger
+	bucket  []string
+	ackBkt  []string
+	metaBkt []string
+
+	topicMu sync.Mutex
+	topic   *mesh.Topic
+
+	mu      sync.RWMutex // guards files, locs, seq, ready, scanned, acks
+	files   *tree
+	locs    locIndex
+	seq     uint64 // journal seq that files reflects
+	ready   bool
+	readyCh chan struct{}
+	scanned bool // an initial scan was made once (persisted)
+	acks    map[peer.ID]*backupState
+
+	barrier chan chan uint64
+	rescan  chan struct{}
+}
+
+// backupState is what the source knows of one backup of a folder.
+type backupState struct {
+	Applied    uint64
+	AppliedAt  time.Time
+	AckedAt    time.Time
+	Baseline   bool
+	DoneBytes  int64
+	TotalBytes int64
+	Reset      bool // told to re-baseline: its position was compacted away
+}
+
+func newAgent(n *Node, fc *FolderConfig) (*agent, error) {
+	ign, err := baseline.NewMatcher(fc.Ignore)
+	if err != nil {
+		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
+	}
+	a := &agent{
+		n: n, cfg: fc, id: fc.ID, root: fc.AbsPath(n.cfg.Home), ignore: ign,
+		log:     n.log.With("subsystem", "agent", "folder", fc.ID),
+		bucket:  []string{"agent", fc.ID, "files"},
+		ackBkt:  []string{"agent", fc.ID, "acks"},
+		metaBkt: []string{"agent", fc.ID, "meta"},
+		files:   newTree(), locs: make(locIndex),
+		readyCh: make(chan struct{}),
+		acks:    make(map[peer.ID]*backupState),
+		barrier: make(chan chan uint64),
+		rescan:  make(chan struct{}, 1),
+	}
+	for _, name := range fc.BackupTo {
+		pc, _ := n.cfg.PeerByName(name)
+		pid, err := peer.Decode(pc.ID)
+		if err != nil {
+			return nil, fmt.Errorf("node: folder %q: backup %q: %w", fc.ID, name, err)
+		}
+		a.backups = append(a.backups, pid)
+		a.acks[pid] = &backupState{}
+	}
+	sync := journal.SyncGroup
+	switch n.cfg.Node.JournalSync {
+	case "always":
+		sync = journal.SyncAlways
+	case "none":
+		sync = journal.SyncNone
+	}
+	jdir := filepath.Join(n.cfg.DataPath(), "journal", fc.ID)
+	a.j, err = journal.Open(jdir, journal.WithSync(sync), journal.WithLogger(a.log),
+		journal.WithRegisterer(n.opts.registerer, map[string]string{"folder": fc.ID}))
+	if err != nil {
+		return nil, fmt.Errorf("node: folder %q: journal %s: %w", fc.ID, jdir, err)
+	}
+	if err := a.load(); err != nil {
+		a.j.Close()
+		return nil, err
+	}
+	a.w, err = NewWatcher(a.root, WatchOptions{
+		Quiet: time.Duration(n.cfg.Node.QuietPeriod), MaxDelay: time.Duration(n.cfg.Node.MaxDelay),
+		Ignore: ign, Logger: n.log.With("folder", fc.ID),
+	})
+	if err != nil {
+		a.j.Close()
+		return nil, fmt.Errorf("node: folder %q: watch %s: %w", fc.ID, a.root, err)
+	}
+	return a, nil
+}
+
+// load reads the folder's persisted index and backup positions.
+func (a *agent) load() error {
+	return a.n.db.View(func(tx *store.Tx) error {
+		err := tx.ForEach(a.bucket, func(k, v []byte) error {
+			e, err := decodeIndexEntry(v)
+			if err != nil {
+				return fmt.Errorf("node: index of folder %q, path %q: %w", a.id, k, err)
+			}
+			a.files.put(e)
+			a.locs.add(e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		a.scanned = tx.Get(a.metaBkt, []byte("scanned")) != nil
+		a.seq = a.j.Last()
+		return tx.ForEach(a.ackBkt, func(k, v []byte) error {
+			pid, err := peer.IDFromBytes(k)
+			if err != nil {
+				return nil
+			}
+			st, ok := a.acks[pid]
+			if !ok {
+				return nil // no longer a designated backup
+			}
+			d := decoder{b: v}
+			st.Applied = d.uvarint()
+			st.AppliedAt = time.Unix(0, d.varint())
+			st.AckedAt = time.Unix(0, d.varint())
+			st.Baseline = d.byte() == 1
+			return nil
+		})
+	})
+}
+
+func (a *agent) close() error { return a.j.Close() }
+
+func (a *agent) joinTopic() (*mesh.Topic, error) {
+	a.topicMu.Lock()
+	defer a.topicMu.Unlock()
+	if a.topic != nil {
+		return a.topic, nil
+	}
+	t, err := a.n.mesh.JoinFolder(a.n.id, a.id, a.backups)
+	if err != nil {
+		return nil, err
+	}
+	a.topic = t
+	return t, nil
+}
+
+func (a *agent) run(ctx context.Context) error {
+	if _, err := a.joinTopic(); err != nil {
+		return fmt.Errorf("node: folder %q: %w", a.id, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.w.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("watcher stopped", "err", err)
+		}
+	}()
+
+	select {
+	case <-a.w.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	// Changes made while the node was down are journaled by a full rescan
+	// against the index (the very first scan only builds the index: it is
+	// the snapshot backups start from).
+	for {
+		err := a.capture(ctx, nil, true)
+		if err == nil {
+			break
+		}
+		a.log.Error("initial scan failed; retrying", "path", a.root, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	a.mu.Lock()
+	a.ready = true
+	close(a.readyCh)
+	a.mu.Unlock()
+	a.log.Info("folder protected", "path", a.root, "entries", a.files.len(), "bytes", a.files.bytes, "seq", a.j.Last())
+
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	batches := a.w.Batches()
+	poll := time.NewTicker(time.Hour)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b, ok := <-batches:
+			if !ok {
+				// The watcher stopped (the folder root went away): fall
+				// back to periodic rescans so nothing is missed silently.
+				a.log.Error("watcher stopped; rescanning the folder every 10s", "path", a.root)
+				batches = nil
+				poll.Reset(10 * time.Second)
+				continue
+			}
+			if err := a.capture(ctx, b.Paths, b.Rescan); err != nil {
+				a.failed(err)
+			}
+		case <-poll.C:
+			if err := a.capture(ctx, nil, true); err != nil {
+				a.failed(err)
+			}
+		case <-a.rescan:
+			if err := a.capture(ctx, nil, true); err != nil {
+				a.failed(err)
+			}
+		case reply := <-a.barrier:
+			reply <- a.j.Last()
+		case <-hb.C:
+			a.publish(ctx, []byte{pubHeartbeat}, u64(a.j.Last()))
+			a.compact()
+		}
+	}
+}
+
+// failed handles a capture that could not be journaled: the in-memory
+// index is reloaded from disk (it may have moved ahead of the journal) and
+// a full rescan is scheduled, so the change is captured later, not lost.
+func (a *agent) failed(err error) {
+	a.log.Error("capture failed; will rescan", "err", err)
+	a.n.m.captureErrors.WithLabelValues(a.id).Inc()
+	a.mu.Lock()
+	a.files, a.locs = newTree(), make(locIndex)
+	a.mu.Unlock()
+	if lerr := a.load(); lerr != nil {
+		a.log.Error("reload index", "err", lerr)
+	}
+	time.AfterFunc(time.Second, func() {
+		select {
+		case a.rescan <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// sync captures every change the watcher has pending and returns the
+// journal head that covers them.
+func (a *agent) sync(ctx context.Context) (uint64, error) {
+	select {
+	case <-a.readyCh:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if err := a.w.Flush(ctx); err != nil {
+		return 0, err
+	}
+	reply := make(chan uint64, 1)
+	select {
+	case a.barrier <- reply:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case s := <-reply:
+		return s, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (a *agent) reuse(rel string) (*baseline.Entry, bool) {
+	e := a.files.get(rel)
+	return e, e != nil
+}
+
+// observe records the current state of rel (and, for a new directory, of
+// everything below it) into obs; nil means absent.
+func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baseline.Entry) {
+	if _, done := obs[rel]; done || rel == "" || rel == "." {
+		return
+	}
+	prev := a.files.get(rel)
+	e, err := baseline.Stat(a.root, rel, prev, a.ignore)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, baseline.ErrIgnored) &&
+			!errors.Is(err, baseline.ErrSpecialFile) && !errors.Is(err, syscall.ENOTDIR) {
+			a.log.Warn("cannot read path; skipped", "path", rel, "err", err)
+			return
+		}
+		obs[rel] = nil
+		if prev != nil {
+			a.files.walk(rel, func(d *baseline.Entry) {
+				if _, ok := obs[d.Path]; !ok {
+					obs[d.Path] = nil
+				}
+			})
+		}
+		return
+	}
+	obs[rel] = &e
+	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
+		a.files.walk(rel, func(d *baseline.Entry) {
+			if _, ok := obs[d.Path]; !ok {
+				obs[d.Path] = nil
+			}
+		})
+	}
+	if e.Kind == baseline.KindDir && (prev == nil || prev.Kind != baseline.KindDir || prev.Inode != e.Inode) {
+		ents, err := os.ReadDir(filepath.Join(a.root, filepath.FromSlash(rel)))
+		if err != nil {
+			a.log.Warn("cannot list directory", "path", rel, "err", err)
+			return
+		}
+		for _, de := range ents {
+			if ctx.Err() != nil {
+				return
+			}
+			a.observe(ctx, path.Join(rel, de.Name()), obs)
+		}
+	}
+}
+
+// capture examines paths (or the whole folder) against the index, turns
+// the differences into change records, journals them, updates the index
+// and publishes the records.
+func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
+	start := time.Now()
+	obs := make(map[string]*baseline.Entry)
+	if full {
+		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.ignore, Reuse: a.reuse, Logger: a.log})
+		if err != nil {
+			return err
+		}
+		for i := range ents {
+			obs[ents[i].Path] = &ents[i]
+		}
+		for p := range a.files.files {
+			if _, ok := obs[p]; !ok {
+				obs[p] = nil
+			}
+		}
+	} else {
+		for _, p := range paths {
+			a.observe(ctx, p, obs)
+		}
+		for _, p := range paths {
+			if par := parentOf(p); par != "" {
+				a.observe(ctx, par, obs)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if full && !a.scanned {
+		// First scan: it is the snapshot; nothing to journal.
+		for _, e := range obs {
+			if e != nil {
+				a.files.put(e)
+				a.locs.add(e)
+			}
+		}
+		err := a.n.db.Update(func(tx *store.Tx) error {
+			for _, e := range a.files.files {
+				if err := tx.Put(a.bucket, []byte(e.Path), encodeIndexEntry(e)); err != nil {
+					return err
+				}
+			}
+			return tx.Put(a.metaBkt, []byte("scanned"), []byte{1})
+		})
+		if err != nil {
+			return fmt.Errorf("node: save index of folder %q: %w", a.id, err)
+		}
+		a.scanned = true
+		return nil
+	}
+
+	changes, dirty := a.diff(obs)
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := a.commit(ctx, changes, dirty); err != nil {
+		return err
+	}
+	a.n.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// diff turns observed states into changes, applying them to the index as
+// it goes (the caller holds a.mu). dirty collects the paths whose index
+// rows must be rewritten.
+func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool) {
+	var changes []*Change
+	dirty := make(map[string]bool)
+	mark := func(es []*baseline.Entry) {
+		for _, e := range es {
+			dirty[e.Path] = true
+		}
+	}
+
+	keys := make([]string, 0, len(obs))
+	for p := range obs {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+
+	// Renames: a path that vanished and a new path with the same inode.
+	type ino struct{ dev, ino uint64 }
+	gone := make(map[ino]string)
+	for _, p := range keys {
+		if prev := a.files.get(p); obs[p] == nil && prev != nil && prev.Inode != 0 {
+			gone[ino{prev.Dev, prev.Inode}] = p
+		}
+	}
+	if len(gone) > 0 {
+		for _, p := range keys {
+			cur := obs[p]
+			if cur == nil || cur.Inode == 0 {
+				continue
+			}
+			if prev := a.files.get(p); prev != nil && prev.Kind == cur.Kind {
+				continue
+			}
+			from, ok := gone[ino{cur.Dev, cur.Inode}]
+			if !ok {
+				continue
+			}
+			src := a.files.get(from)
+			if src == nil || src.Kind != cur.Kind {
+				continue
+			}
+			delete(gone, ino{cur.Dev, cur.Inode})
+			a.files.walk(from, func(e *baseline.Entry) {
+				a.locs.drop(e)
+				dirty[e.Path] = true
+			})
+			moved := a.files.rename(from, p)
+			for _, e := range moved {
+				a.locs.add(e)
+			}
+			mark(moved)
+			changes = append(changes, &Change{Op: OpRename, Path: from, To: p})
+		}
+	}
+
+	// Deletes: the topmost vanished paths.
+	for _, p := range keys {
+		if obs[p] != nil || a.files.get(p) == nil {
+			continue
+		}
+		removed := a.files.remove(p)
+		for _, e := range removed {
+			a.locs.drop(e)
+		}
+		mark(removed)
+		changes = append(changes, &Change{Op: OpDelete, Path: p})
+	}
+
+	// Creates, modifications and metadata changes, parents first;
+	// directory metadata last since changes inside a directory move its
+	// mtime on the backup.
+	var dirMeta []*Change
+	inline := 0
+	for _, p := range keys {
+		cur := obs[p]
+		if cur == nil {
+			continue
+		}
+		prev := a.files.get(p)
+		switch {
+		case prev != nil && prev.SameContent(cur):
+			if !prev.SameMeta(cur) {
+				c := &Change{Op: OpMeta, Path: p, Entry: *cur}
+				if cur.Kind == baseline.KindDir {
+					dirMeta = append(dirMeta, c)
+				} else {
+					changes = append(changes, c)
+				}
+			}
+			if !prev.SameMeta(cur) || prev.Inode != cur.Inode || prev.Dev != cur.Dev {
+				a.files.put(cur)
+				if cur.Kind == baseline.KindFile {
+					a.locs.drop(prev)
+					a.locs.add(cur)
+				}
+				dirty[p] = true
+			}
+			continue
+		case prev != nil && prev.Kind != cur.Kind:
+			removed := a.files.remove(p)
+			for _, e := range removed {
+				a.locs.drop(e)
+			}
+			mark(removed)
+			changes = append(changes, &Change{Op: OpDelete, Path: p})
+			prev = nil
+		}
+		c := &Change{Op: OpPut, Path: p, Entry: *cur}
+		if cur.Kind == baseline.KindFile {
+			var old []baseline.Chunk
+			if prev != nil {
+				old = prev.Chunks
+				c.BaseRoot = prev.Root()
+			}
+			c.Splice = baseline.Diff(old, cur.Chunks)
+			inline += a.attachData(c, cur, maxInlinePerRecord)
+		}
+		if prev != nil {
+			a.locs.drop(prev)
+		}
+		a.files.put(cur)
+		a.locs.add(cur)
+		dirty[p] = true
+		changes = append(changes, c)
+	}
+	return append(changes, dirMeta...), dirty
+}
+
+// attachData reads the bytes of the splice's added chunks that the
+// backups cannot already hold (not elsewhere in the folder) into c.Data,
+// up to limit bytes, and returns how many bytes it attached.
+func (a *agent) attachData(c *Change, cur *baseline.Entry, limit int) int {
+	if len(c.Splice.Added) == 0 {
+		return 0
+	}
+	f, err := os.Open(filepath.Join(a.root, filepath.FromSlash(cur.Path)))
+	if err != nil {
+		return 0 // changed again already: backups fetch or repair
+	}
+	defer f.Close()
+	var off int64
+	for i := 0; i < c.Splice.Start; i++ {
+		off += int64(cur.Chunks[i].Size)
+	}
+	total := 0
+	seen := make(map[cid.Cid]bool)
+	for _, ch := range c.Splice.Added {
+		at := off
+		off += int64(ch.Size)
+		if seen[ch.CID] || len(a.locs[ch.CID]) > 0 {
+			continue
+		}
+		seen[ch.CID] = true
+		if total+int(ch.Size) > limit {
+			continue
+		}
+		buf := make([]byte, ch.Size)
+		if _, err := f.ReadAt(buf, at); err != nil {
+			return total
+		}
+		if baseline.VerifyChunk(ch.CID, buf) != nil {
+			continue // the file moved on; the chunk is fetched or repaired
+		}
+		if c.Data == nil {
+			c.Data = make(map[cid.Cid][]byte)
+		}
+		c.Data[ch.CID] = buf
+		total += len(buf)
+	}
+	return total
+}
+
+// commit journals changes (in batches bounded in bytes), saves the index
+// rows and publishes the records. The caller holds a.mu.
+func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]bool) error {
+	var infos []journal.RecordInfo
+	var payloads [][]byte
+	size := 0
+	flush := func() error {
+		if len(payloads) == 0 {
+			return nil
+		}
+		in, err := a.j.AppendBatch(payloads)
+		if err != nil {
+			return fmt.Errorf("node: journal of folder %q: %w", a.id, err)
+		}
+		for i, info := range in {
+			a.publishRecord(ctx, info, payloads[i])
+		}
+		infos = append(infos, in...)
+		payloads, size = payloads[:0:0], 0
+		return nil
+	}
+	for _, c := range changes {
+		p := EncodeChange(nil, c)
+		if size+len(p) > maxBatchPayload {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		payloads = append(payloads, p)
+		size += len(p)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	a.seq = a.j.Last()
+	err := a.n.db.Update(func(tx *store.Tx) error {
+		for p := range dirty {
+			if e := a.files.get(p); e != nil {
+				if err := tx.Put(a.bucket, []byte(p), encodeIndexEntry(e)); err != nil {
+					return err
+				}
+			} else if err := tx.Delete(a.bucket, []byte(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// The records are durable; the next start's rescan re-derives the
+		// index rows (records are idempotent on the backups).
+		a.log.Error("save index", "err", err)
+	}
+	for _, c := range changes {
+		a.n.m.changes.WithLabelValues(a.id, c.Op.String()).Inc()
+	}
+	a.log.Debug("captured", "records", len(infos), "head", a.seq)
+	return nil
+}
+
+func (a *agent) publishRecord(ctx context.Context, info journal.RecordInfo, payload []byte) {
+	r := wireRecord{Seq: info.Seq, Time: info.Time}
+	typ := pubAnnounce
+	if len(payload) <= maxPubInline {
+		typ, r.Payload = pubRecord, payload
+	}
+	a.publish(ctx, []byte{typ}, appendRecord(nil, r))
+}
+
+func (a *agent) publish(ctx context.Context, typ, body []byte) {
+	a.topicMu.Lock()
+	t := a.topic
+	a.topicMu.Unlock()
+	if t == nil {
+		return
+	}
+	msg := append(typ, body...)
+	if err := t.Publish(ctx, msg); err != nil && ctx.Err() == nil {
+		a.log.Debug("publish", "err", err)
+	}
+}
+
+// snapshot returns the folder's entries at a journal seq.
+func (a *agent) snapshot(ctx context.Context) (uint64, []*baseline.Entry, int64, error) {
+	select {
+	case <-a.readyCh:
+	case <-ctx.Done():
+		return 0, nil, 0, ctx.Err()
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.seq, a.files.sorted(), a.files.bytes, nil
+}
+
+// pathState returns the current entries of p and its subtree.
+func (a *agent) pathState(p string) (uint64, []*baseline.Entry) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out []*baseline.Entry
+	a.files.walk(p, func(e *baseline.Entry) { out = append(out, e) })
+	return a.seq, out
+}
+
+func (a *agent) chunkLocs(c cid.Cid) []chunkLoc {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return append([]chunkLoc(nil), a.locs[c]...)
+}
+
+func (a *agent) isBackup(p peer.ID) bool {
+	for _, b := range a.backups {
+		if b == p {
+			return true
+		}
+	}
+	return false
+}
+
+// onAck records a backup's durable position and compacts the journal.
+func (a *agent) onAck(from peer.ID, ak *ack) {
+	a.mu.Lock()
+	st := a.acks[from]
+	if st == nil {
+		a.mu.Unlock()
+		return
+	}
+	if ak.Applied < st.Applied && !ak.Baseline && !st.Reset {
+		a.log.Warn("backup went back in sequence", "peer", from.String(), "had", st.Applied, "now", ak.Applied)
+	}
+	st.Applied, st.AppliedAt, st.AckedAt = ak.Applied, ak.AppliedAt, time.Now()
+	st.Baseline, st.DoneBytes, st.TotalBytes = ak.Baseline, ak.DoneBytes, ak.TotalBytes
+	if !ak.Baseline {
+		st.Reset = false
+	}
+	v := u64(st.Applied)
+	v = binary.AppendVarint(v, st.AppliedAt.UnixNano())
+	v = binary.AppendVarint(v, st.AckedAt.UnixNano())
+	if st.Baseline {
+		v = append(v, 1)
+	} else {
+		v = append(v, 0)
+	}
+	a.mu.Unlock()
+	if err := a.n.db.Batch(func(tx *store.Tx) error { return tx.Put(a.ackBkt, []byte(from), v) }); err != nil {
+		a.log.Error("save ack", "peer", from.String(), "err", err)
+	}
+}
+
+// compact removes journal segments every backup has acknowledged, and
+// beyond the size cap those of backups too far behind (which then
+// re-baseline).
+func (a *agent) compact() {
+	a.mu.RLock()
+	min := a.j.Last()
+	for _, st := range a.acks {
+		if st.Applied < min {
+			min = st.Applied
+		}
+	}
+	a.mu.RUnlock()
+	if err := a.j.Compact(min + 1); err != nil {
+		a.log.Error("compact journal", "err", err)
+		return
+	}
+	capBytes := a.n.cfg.Node.JournalMaxBytes
+	if capBytes <= 0 || a.j.Size() <= capBytes {
+		return
+	}
+	// Over the cap: drop the oldest half of what is retained.
+	first, last := a.j.First(), a.j.Last()
+	cut := first + (last-first)/2
+	a.mu.Lock()
+	for pid, st := range a.acks {
+		if st.Applied+1 < cut && !st.Reset {
+			st.Reset = true
+			a.log.Warn("journal over its size cap: backup too far behind will re-baseline",
+				"peer", pid.String(), "backup", a.n.peerName(pid), "applied", st.Applied, "cap_bytes", capBytes)
+		}
+	}
+	a.mu.Unlock()
+	if err := a.j.Compact(cut); err != nil {
+		a.log.Error("compact journal", "err", err)
+	}
+}

@@ -1,0 +1,132 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/mesh"
+)
+
+// fetched is one chunk delivered by a fetch, in request order. Data is
+// nil when the source no longer has the chunk or what it sent did not
+// match the CID.
+type fetched struct {
+	CID  cid.Cid
+	Data []byte
+}
+
+const fetchWindow = 16 // requests of chunksPerReq CIDs in flight on one stream
+
+// openSync opens a /vigil/sync stream to the replica's source.
+func (r *replica) openSync(ctx context.Context) (network.Stream, error) {
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := r.n.mesh.Open(octx, r.source, mesh.ProtoSync)
+	if err != nil {
+		return nil, fmt.Errorf("node: open stream to source %s (%s): %w", r.sourceName, r.source, err)
+	}
+	return s, nil
+}
+
+// fetch asks the source for cids over one stream, pipelined in batches,
+// and hands each chunk to fn in order, verified against its CID. fn runs
+// on the caller's goroutine.
+func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) error) error {
+	if len(cids) == 0 {
+		return nil
+	}
+	s, err := r.openSync(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Reset()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+
+	g, gctx := errgroup.WithContext(ctx)
+	tokens := make(chan struct{}, fetchWindow)
+	out := make(chan fetched, chunksPerReq)
+	g.Go(func() error {
+		w := bufio.NewWriterSize(s, 64<<10)
+		for i := 0; i < len(cids); i += chunksPerReq {
+			select {
+			case tokens <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if err := writeFrame(w, msgChunksReq, encodeCIDs(r.folder, cids[i:min(i+chunksPerReq, len(cids))])); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer close(out)
+		br := bufio.NewReaderSize(s, 256<<10)
+		for i, c := range cids {
+			typ, body, err := readFrame(br)
+			if err != nil {
+				return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, err)
+			}
+			f := fetched{CID: c}
+			switch typ {
+			case msgChunk:
+				if err := baseline.VerifyChunk(c, body); err != nil {
+					r.log.Debug("chunk from source does not match", "cid", c.String(), "err", err)
+				} else {
+					f.Data = body
+				}
+			case msgChunkMissing:
+			case msgError:
+				return &remoteError{msg: string(body)}
+			default:
+				return fmt.Errorf("node: fetch chunks from %s: unexpected frame 0x%02x", r.sourceName, typ)
+			}
+			if f.Data != nil {
+				r.fetchedChunks.Add(1)
+				r.n.m.chunksFetched.Inc()
+				r.n.m.bytesFetched.Add(float64(len(f.Data)))
+			}
+			select {
+			case out <- f:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if (i+1)%chunksPerReq == 0 || i == len(cids)-1 {
+				select {
+				case <-tokens:
+				default:
+				}
+			}
+		}
+		return nil
+	})
+	var ferr error
+	for f := range out {
+		if ferr == nil {
+			ferr = fn(f)
+			if ferr != nil {
+				s.Reset() // unblocks the reader and writer
+			}
+		}
+	}
+	gerr := g.Wait()
+	if ferr != nil {
+		return ferr
+	}
+	if gerr != nil && !errors.Is(gerr, context.Canceled) {
+		return gerr
+	}
+	return gerr
+}

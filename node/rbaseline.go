@@ -1,0 +1,476 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/store"
+)
+
+// snapshotMsg is a source's folder snapshot: its entries as of journal seq.
+type snapshotMsg struct {
+	Seq   uint64
+	Total int64
+	Ents  []baseline.Entry
+}
+
+func (r *replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
+	s, err := r.openSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Reset()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	w := bufio.NewWriter(s)
+	if err := writeFrame(w, msgSnapshotReq, []byte(r.folder)); err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(s, 256<<10)
+	snap := &snapshotMsg{}
+	for {
+		typ, body, err := readFrame(br)
+		if err != nil {
+			return nil, fmt.Errorf("node: snapshot from %s: %w", r.sourceName, err)
+		}
+		switch typ {
+		case msgSnapshotHead:
+			d := decoder{b: body}
+			snap.Seq = d.uvarint()
+			n := d.uvarint()
+			snap.Total = int64(d.uvarint() & (1<<62 - 1))
+			if d.err != nil {
+				return nil, d.fail()
+			}
+			snap.Ents = make([]baseline.Entry, 0, min(n, 1<<20))
+		case msgEntries:
+			es, err := decodeEntries(body)
+			if err != nil {
+				return nil, fmt.Errorf("node: snapshot from %s: %w", r.sourceName, err)
+			}
+			snap.Ents = append(snap.Ents, es...)
+		case msgEnd:
+			sort.Slice(snap.Ents, func(i, j int) bool { return snap.Ents[i].Path < snap.Ents[j].Path })
+			return snap, nil
+		case msgError:
+			return nil, &remoteError{msg: string(body)}
+		default:
+			return nil, fmt.Errorf("node: snapshot from %s: unexpected frame 0x%02x", r.sourceName, typ)
+		}
+	}
+}
+
+// baseline brings the replica to the source's snapshot: stale paths are
+// removed, directories and symlinks made, and files whose content this
+// replica does not hold are written from local chunks or chunks fetched in
+// one pipelined stream. Files are staged, synced in groups and renamed
+// into place; progress is saved per group so a restart resumes without
+// fetching again. Records after the snapshot's seq are applied afterwards.
+func (r *replica) baseline(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := r.n.mesh.WaitConnected(wctx, r.source)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("node: source %s (%s) not reachable: %w", r.sourceName, r.source, err)
+	}
+	snap, err := r.fetchSnapshot(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	r.log.Info("baseline started", "seq", snap.Seq, "entries", len(snap.Ents), "bytes", snap.Total)
+	r.setStatus(func(s *replicaStatus) {
+		s.Baseline, s.TotalBytes, s.DoneBytes = true, snap.Total, 0
+		if snap.Seq > s.Head {
+			s.Head = snap.Seq
+		}
+	})
+	ap := &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool)}
+
+	want := make(map[string]*baseline.Entry, len(snap.Ents))
+	for i := range snap.Ents {
+		want[snap.Ents[i].Path] = &snap.Ents[i]
+	}
+	// 1. stale paths and kind changes
+	for _, e := range r.files.sorted() {
+		if r.files.get(e.Path) == nil {
+			continue // went with its parent
+		}
+		if w := want[e.Path]; w == nil || w.Kind != e.Kind {
+			if err := r.rep.Remove(e.Path); err != nil {
+				return err
+			}
+			ap.remove(e.Path)
+		}
+	}
+	// 2. directories and symlinks, parents first
+	var files []*baseline.Entry
+	var done int64
+	for i := range snap.Ents {
+		e := &snap.Ents[i]
+		prev := r.files.get(e.Path)
+		if e.Kind == baseline.KindFile {
+			if prev != nil && prev.SameContent(e) {
+				if !prev.SameMeta(e) {
+					if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
+						return err
+					}
+					r.files.put(e)
+					ap.touch(e.Path)
+				}
+				done += e.Size
+				continue
+			}
+			files = append(files, e)
+			continue
+		}
+		if prev != nil && prev.SameContent(e) && prev.SameMeta(e) {
+			continue
+		}
+		var err error
+		if e.Kind == baseline.KindDir {
+			err = r.rep.Mkdir(e.Path, e.Mode, e.MTime)
+		} else {
+			err = r.rep.Symlink(e.Path, e.Target, e.MTime)
+		}
+		if err != nil {
+			return err
+		}
+		r.files.put(e)
+		ap.touch(e.Path)
+	}
+	r.setStatus(func(s *replicaStatus) { s.DoneBytes = done })
+
+	// 3. files
+	failed, err := r.writeBaselineFiles(ctx, ap, files, done)
+	if err != nil {
+		return err
+	}
+	if err := ap.finish(); err != nil {
+		return err
+	}
+	// 4. what could not be copied (changed at the source meanwhile) is
+	// brought to the source's current state.
+	for _, p := range failed {
+		if err := ap.repair(ctx, p); err != nil {
+			return err
+		}
+	}
+	if err := ap.finish(); err != nil {
+		return err
+	}
+	if err := r.rep.SyncFS(); err != nil {
+		return err
+	}
+	now := time.Now()
+	err = r.n.db.Update(func(tx *store.Tx) error {
+		if err := ap.save(tx); err != nil {
+			return err
+		}
+		if err := tx.Put(r.metaBkt, []byte(keyApplied), store.U64(snap.Seq)); err != nil {
+			return err
+		}
+		if err := tx.Put(r.metaBkt, []byte(keyAppliedAt), store.U64(uint64(now.UnixNano()))); err != nil {
+			return err
+		}
+		if err := tx.Put(r.metaBkt, []byte(keyBaselineSeq), store.U64(snap.Seq)); err != nil {
+			return err
+		}
+		return tx.Put(r.metaBkt, []byte(keyBaselineOK), []byte{1})
+	})
+	if err != nil {
+		return fmt.Errorf("node: save replica state %s/%s: %w", r.sourceName, r.folder, err)
+	}
+	r.setStatus(func(s *replicaStatus) {
+		s.Applied, s.AppliedAt, s.BaselineOK, s.Baseline = snap.Seq, now, true, false
+		s.DoneBytes = s.TotalBytes
+		s.Files, s.Bytes = r.files.len(), r.files.bytes
+		s.LastError = ""
+		if s.Head < s.Applied {
+			s.Head = s.Applied
+		}
+	})
+	r.progress(snap.Total, snap.Total, true)
+	el := time.Since(start)
+	r.log.Info("baseline done", "seq", snap.Seq, "entries", r.files.len(), "bytes", snap.Total,
+		"fetched_chunks", r.fetchedChunks.Load(), "seconds", el.Seconds(),
+		"mb_per_s", float64(snap.Total)/1e6/max(el.Seconds(), 1e-9))
+	r.poke(r.ackKick)
+	return nil
+}
+
+func (r *replica) progress(done, total int64, finished bool) {
+	r.n.m.baselineDone.WithLabelValues(r.sourceName, r.folder).Set(float64(done))
+	r.n.m.baselineTotal.WithLabelValues(r.sourceName, r.folder).Set(float64(total))
+	if fn := r.n.opts.onBaseline; fn != nil {
+		fn(BaselineEvent{Source: r.source, Folder: r.folder, DoneBytes: done, TotalBytes: total,
+			Fetched: r.fetchedChunks.Load(), Finished: finished})
+	}
+}
+
+// stagedFile is a file written under a temporary name during a baseline.
+type stagedFile struct {
+	e  *baseline.Entry
+	st *store.Staged
+}
+
+// writeBaselineFiles writes files (in order), returning the paths that
+// could not be completed because the source no longer had a chunk.
+func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*baseline.Entry, done int64) ([]string, error) {
+	// Plan: a chunk this replica holds, or that an earlier file of this
+	// baseline brings, is copied locally; every other one is fetched once.
+	planned := make(map[cid.Cid]bool)
+	var remote []cid.Cid
+	for _, e := range files {
+		if r.adoptExisting(e) {
+			continue
+		}
+		for _, ch := range e.Chunks {
+			if planned[ch.CID] || len(r.locs[ch.CID]) > 0 {
+				continue
+			}
+			planned[ch.CID] = true
+			remote = append(remote, ch.CID)
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := make(chan fetched, 1024)
+	ferr := make(chan error, 1)
+	go func() {
+		defer close(in)
+		ferr <- r.fetch(fctx, remote, func(f fetched) error {
+			select {
+			case in <- f:
+				return nil
+			case <-fctx.Done():
+				return fctx.Err()
+			}
+		})
+	}()
+	var fetchErr error
+	fetchDone := false
+	waitFetch := func() error {
+		if !fetchDone {
+			fetchErr, fetchDone = <-ferr, true
+		}
+		return fetchErr
+	}
+	defer func() {
+		cancel()
+		for range in {
+		}
+		waitFetch()
+	}()
+	next := func(c cid.Cid) ([]byte, error) {
+		f, ok := <-in
+		if !ok {
+			if err := waitFetch(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("node: fetch from %s ended early", r.sourceName)
+		}
+		if !f.CID.Equals(c) {
+			return nil, fmt.Errorf("node: fetch from %s out of order", r.sourceName)
+		}
+		return f.Data, nil
+	}
+
+	var failed []string
+	var group []stagedFile
+	var groupBytes int64
+	consumed := make(map[cid.Cid]bool)       // planned chunks already taken from the stream
+	stagedLocs := make(map[cid.Cid]chunkLoc) // chunks in staged (not yet renamed) files, by temp path
+	commit := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		if err := r.rep.SyncFS(); err != nil {
+			return err
+		}
+		for _, sf := range group {
+			if err := sf.st.Commit(); err != nil {
+				return err
+			}
+		}
+		if err := r.rep.SyncFS(); err != nil {
+			return err
+		}
+		for _, sf := range group {
+			if prev := r.files.get(sf.e.Path); prev != nil {
+				r.locs.drop(prev)
+			}
+			r.files.put(sf.e)
+			r.locs.add(sf.e)
+			ap.touch(sf.e.Path)
+		}
+		group, groupBytes = group[:0], 0
+		clear(stagedLocs)
+		if err := r.n.db.Update(func(tx *store.Tx) error { return ap.save(tx) }); err != nil {
+			return err
+		}
+		clear(ap.dirty)
+		r.setStatus(func(s *replicaStatus) { s.DoneBytes = done })
+		r.progress(done, r.status().TotalBytes, false)
+		r.poke(r.ackKick)
+		return nil
+	}
+	defer func() {
+		for _, sf := range group {
+			sf.st.Abort()
+		}
+	}()
+
+	lr := newLocalReader(r)
+	defer lr.close()
+	for _, e := range files {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if r.adopted(e) {
+			done += e.Size
+			continue
+		}
+		missing := false
+		written := make(map[cid.Cid]int64) // chunk -> offset in this file
+		st, err := r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error {
+			var off int64
+			for _, ch := range e.Chunks {
+				var err error
+				if o, ok := written[ch.CID]; ok {
+					err = copyWithin(f, o, int64(ch.Size))
+				} else if l, ok := stagedLocs[ch.CID]; ok {
+					err = copyFromPath(f, l)
+				} else if !planned[ch.CID] || consumed[ch.CID] {
+					err = lr.copyChunk(f, ch)
+				} else {
+					consumed[ch.CID] = true
+					var data []byte
+					if data, err = next(ch.CID); err == nil {
+						if data == nil {
+							err = errChunkUnavailable
+						} else {
+							_, err = f.Write(data)
+						}
+					}
+				}
+				if errors.Is(err, errChunkUnavailable) {
+					missing, err = true, nil
+				}
+				if err != nil {
+					return err
+				}
+				if _, ok := written[ch.CID]; !ok && !missing {
+					written[ch.CID] = off
+				}
+				off += int64(ch.Size)
+			}
+			if missing {
+				return errChunkUnavailable
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, errChunkUnavailable) {
+				failed = append(failed, e.Path)
+				continue
+			}
+			return nil, err
+		}
+		for c, off := range written {
+			if _, ok := stagedLocs[c]; !ok {
+				stagedLocs[c] = chunkLoc{path: st.TempPath(), off: off, size: chunkSizeOf(e, c)}
+			}
+		}
+		group = append(group, stagedFile{e: e, st: st})
+		groupBytes += e.Size
+		done += e.Size
+		if len(group) >= stageFiles || groupBytes >= stageBytes {
+			if err := commit(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := commit(); err != nil {
+		return nil, err
+	}
+	if err := waitFetch(); err != nil {
+		return nil, err
+	}
+	return failed, nil
+}
+
+func chunkSizeOf(e *baseline.Entry, c cid.Cid) uint32 {
+	for _, ch := range e.Chunks {
+		if ch.CID.Equals(c) {
+			return ch.Size
+		}
+	}
+	return 0
+}
+
+func copyWithin(f *os.File, off, n int64) error {
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return err
+	}
+	_, err := f.Write(buf)
+	return err
+}
+
+func copyFromPath(dst *os.File, l chunkLoc) error {
+	src, err := os.Open(l.path)
+	if err != nil {
+		return errChunkUnavailable
+	}
+	defer src.Close()
+	if _, err := src.Seek(l.off, io.SeekStart); err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, io.LimitReader(src, int64(l.size)))
+	return err
+}
+
+// adoptExisting recognises a file already present in the replica with the
+// snapshot's content (written before a crash, before its index row was
+// saved): it is hashed locally instead of fetched.
+func (r *replica) adoptExisting(e *baseline.Entry) bool {
+	if r.files.get(e.Path) != nil {
+		return false
+	}
+	fi, err := r.rep.Lstat(e.Path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size {
+		return false
+	}
+	abs, err := r.rep.Abs(e.Path)
+	if err != nil {
+		return false
+	}
+	chunks, _, err := baseline.ChunkFile(context.Background(), abs, nil)
+	if err != nil || !baseline.ContentRoot(chunks).Equals(e.Root()) {
+		return false
+	}
+	if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
+		return false
+	}
+	r.files.put(e)
+	r.locs.add(e)
+	return true
+}
+
+func (r *replica) adopted(e *baseline.Entry) bool {
+	got := r.files.get(e.Path)
+	return got == e
+}

@@ -1,0 +1,993 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/mesh"
+	"github.com/vigil-mesh/vigil/store"
+)
+
+const (
+	gapWait        = 30 * time.Millisecond  // an out-of-order record waits this long for the missing ones
+	behindWait     = 150 * time.Millisecond // a heartbeat ahead of us waits this long before a pull
+	maxPending     = 8192                   // out-of-order records buffered from pubsub
+	applyBatch     = 512                    // records applied per commit
+	stageBytes     = 64 << 20               // baseline: bytes staged per sync
+	stageFiles     = 2048                   // baseline: files staged per sync
+	ackEvery       = time.Second
+	retryBaseline  = 2 * time.Second
+	maxRetryWait   = 30 * time.Second
+	keyApplied     = "applied"
+	keyAppliedAt   = "applied_at"
+	keyRecordTime  = "record_time"
+	keyBaselineOK  = "baseline_done"
+	keyBaselineSeq = "baseline_seq"
+)
+
+// replica keeps one source's folder on this node: the replicated tree, its
+// index, and the position in the source's journal.
+type replica struct {
+	n          *Node
+	source     peer.ID
+	sourceName string
+	folder     string
+	retention  time.Duration
+	rep        *store.Replica
+	log        *slog.Logger
+	bucket     []string
+	metaBkt    []string
+
+	// owned by the run goroutine
+	files    *tree
+	locs     locIndex
+	pending  map[uint64]wireRecord
+	repaired map[string]uint64
+	gap      *time.Timer
+
+	mu sync.Mutex // guards st
+	st replicaStatus
+
+	fetchedChunks atomic.Int64
+	msgs          chan []byte
+	kick          chan struct{}
+	ackKick       chan struct{}
+	barrier       chan chan struct{}
+}
+
+// replicaStatus is what lag and status report about a replica.
+type replicaStatus struct {
+	Applied     uint64
+	AppliedAt   time.Time // when this node applied Applied
+	RecordTime  time.Time // source time of record Applied
+	Head        uint64    // newest source seq this node has heard of
+	BehindSince time.Time // when Head first went past Applied (lag_seconds when record times are unknown)
+	OldestTime  time.Time // source time of the oldest record not yet applied, when known
+	Baseline    bool
+	BaselineOK  bool
+	DoneBytes   int64
+	TotalBytes  int64
+	Files       int
+	Bytes       int64
+	LastError   string
+}
+
+func newReplica(n *Node, src peer.ID, srcName, folder string, retention time.Duration) (*replica, error) {
+	root := filepath.Join(n.cfg.DataPath(), "replicas", src.String(), folder)
+	rep, err := store.OpenReplica(root)
+	if err != nil {
+		return nil, fmt.Errorf("node: replica of %s/%s: %w", srcName, folder, err)
+	}
+	r := &replica{
+		n: n, source: src, sourceName: srcName, folder: folder, retention: retention, rep: rep,
+		log:      n.log.With("subsystem", "replica", "source", srcName, "folder", folder),
+		bucket:   []string{"replica", src.String(), folder, "files"},
+		metaBkt:  []string{"replica", src.String(), folder, "meta"},
+		files:    newTree(),
+		locs:     make(locIndex),
+		pending:  make(map[uint64]wireRecord),
+		repaired: make(map[string]uint64),
+		msgs:     make(chan []byte, 256),
+		kick:     make(chan struct{}, 1),
+		ackKick:  make(chan struct{}, 1),
+		barrier:  make(chan chan struct{}),
+	}
+	if err := rep.CleanTemp(); err != nil {
+		r.log.Warn("clean temporary files", "err", err)
+	}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *replica) load() error {
+	return r.n.db.View(func(tx *store.Tx) error {
+		err := tx.ForEach(r.bucket, func(k, v []byte) error {
+			e, err := decodeIndexEntry(v)
+			if err != nil {
+				return fmt.Errorf("node: index of replica %s/%s, path %q: %w", r.sourceName, r.folder, k, err)
+			}
+			r.files.put(e)
+			r.locs.add(e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		r.st.Applied = store.FromU64(tx.Get(r.metaBkt, []byte(keyApplied)))
+		r.st.Head = r.st.Applied
+		if v := tx.Get(r.metaBkt, []byte(keyAppliedAt)); v != nil {
+			r.st.AppliedAt = time.Unix(0, int64(store.FromU64(v)))
+		}
+		if v := tx.Get(r.metaBkt, []byte(keyRecordTime)); v != nil {
+			r.st.RecordTime = time.Unix(0, int64(store.FromU64(v)))
+		}
+		r.st.BaselineOK = tx.Get(r.metaBkt, []byte(keyBaselineOK)) != nil
+		r.st.Files, r.st.Bytes = r.files.len(), r.files.bytes
+		return nil
+	})
+}
+
+func (r *replica) close() error { return nil }
+
+func (r *replica) status() replicaStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
+
+func (r *replica) setStatus(fn func(*replicaStatus)) {
+	r.mu.Lock()
+	fn(&r.st)
+	r.mu.Unlock()
+}
+
+func (r *replica) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (r *replica) run(ctx context.Context) error {
+	topic, err := r.n.mesh.JoinFolder(r.source, r.folder, []peer.ID{r.source})
+	if err != nil {
+		return fmt.Errorf("node: replica %s/%s: %w", r.sourceName, r.folder, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			msg, err := topic.Next(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case r.msgs <- msg:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		r.ackLoop(ctx)
+	}()
+	r.n.mesh.OnConnect(func(p peer.ID) {
+		if p == r.source {
+			r.poke(r.kick)
+		}
+	})
+	r.gap = time.NewTimer(time.Hour)
+	r.gap.Stop()
+	defer r.gap.Stop()
+
+	wait := retryBaseline
+	for ctx.Err() == nil {
+		if !r.status().BaselineOK {
+			if err := r.baseline(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.log.Warn("baseline incomplete; will retry", "err", err, "retry_in", wait)
+				r.setStatus(func(s *replicaStatus) { s.LastError = err.Error() })
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				case <-r.kick:
+				}
+				wait = min(wait*2, maxRetryWait)
+				continue
+			}
+			wait = retryBaseline
+			r.pull(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg := <-r.msgs:
+			r.onMessage(ctx, msg)
+		case <-r.gap.C:
+			r.pull(ctx)
+		case <-r.kick:
+			r.pull(ctx)
+		case done := <-r.barrier:
+			close(done)
+		}
+	}
+	return nil
+}
+
+// onMessage handles one pubsub message from the source: records in order
+// are applied at once, out-of-order ones wait a little for the gap to fill
+// before the missing range is pulled over a stream.
+func (r *replica) onMessage(ctx context.Context, msg []byte) {
+	if len(msg) < 1 {
+		return
+	}
+	st := r.status()
+	switch msg[0] {
+	case pubHeartbeat:
+		d := decoder{b: msg[1:]}
+		head := d.uvarint()
+		if d.err != nil {
+			return
+		}
+		if head < st.Applied && st.BaselineOK {
+			r.log.Warn("source journal is behind this replica; re-baselining", "head", head, "applied", st.Applied)
+			r.resetBaseline()
+			return
+		}
+		r.noteHead(head, time.Time{})
+		if head > st.Applied {
+			r.armGap(behindWait)
+		}
+	case pubRecord, pubAnnounce:
+		rec, err := decodeRecord(msg[1:])
+		if err != nil {
+			r.log.Warn("bad record message from source", "err", err)
+			return
+		}
+		r.noteHead(rec.Seq, rec.Time)
+		if rec.Seq <= st.Applied || !st.BaselineOK {
+			return
+		}
+		if msg[0] == pubAnnounce {
+			r.armGap(0)
+			return
+		}
+		if len(r.pending) < maxPending {
+			r.pending[rec.Seq] = rec
+		}
+		if rec.Seq == st.Applied+1 {
+			r.applyPending(ctx)
+		} else {
+			r.armGap(gapWait)
+		}
+	}
+}
+
+func (r *replica) noteHead(head uint64, t time.Time) {
+	r.setStatus(func(s *replicaStatus) {
+		if head > s.Head {
+			s.Head = head
+		}
+		if s.Head > s.Applied && s.BehindSince.IsZero() {
+			s.BehindSince = time.Now()
+		}
+		if !t.IsZero() && head == s.Applied+1 {
+			s.OldestTime = t
+		}
+	})
+}
+
+func (r *replica) armGap(d time.Duration) {
+	r.gap.Reset(d)
+}
+
+// applyPending applies the buffered records that follow the applied seq.
+func (r *replica) applyPending(ctx context.Context) {
+	for {
+		next := r.status().Applied + 1
+		var batch []wireRecord
+		for len(batch) < applyBatch {
+			rec, ok := r.pending[next]
+			if !ok {
+				break
+			}
+			delete(r.pending, next)
+			batch = append(batch, rec)
+			next++
+		}
+		if len(batch) == 0 {
+			break
+		}
+		if err := r.applyRecords(ctx, batch); err != nil {
+			r.log.Error("apply", "err", err)
+			r.armGap(time.Second)
+			return
+		}
+	}
+	applied := r.status().Applied
+	for s := range r.pending {
+		if s <= applied {
+			delete(r.pending, s)
+		}
+	}
+	if len(r.pending) > 0 {
+		r.armGap(gapWait)
+	}
+}
+
+// pull fetches the source's journal from the applied seq over a stream
+// and applies it: the repair path for lost pubsub messages, restarts and
+// reconnects.
+func (r *replica) pull(ctx context.Context) {
+	st := r.status()
+	if !st.BaselineOK || !r.n.mesh.Connected(r.source) {
+		return
+	}
+	s, err := r.openSync(ctx)
+	if err != nil {
+		r.log.Debug("pull", "err", err)
+		r.armGap(time.Second)
+		return
+	}
+	defer s.Reset()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	w := bufio.NewWriter(s)
+	if err := writeFrame(w, msgJournalReq, folderSeq(r.folder, st.Applied+1)); err != nil || w.Flush() != nil {
+		r.armGap(time.Second)
+		return
+	}
+	br := bufio.NewReaderSize(s, 256<<10)
+	var batch []wireRecord
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		err := r.applyRecords(ctx, batch)
+		batch = batch[:0]
+		if err != nil {
+			r.log.Error("apply", "err", err)
+			r.armGap(time.Second)
+			return false
+		}
+		return true
+	}
+	for {
+		typ, body, err := readFrame(br)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Debug("pull: stream ended", "err", err)
+				r.armGap(time.Second)
+			}
+			flush()
+			return
+		}
+		switch typ {
+		case msgRecord:
+			rec, err := decodeRecord(body)
+			if err != nil {
+				r.log.Warn("bad record from source", "err", err)
+				flush()
+				return
+			}
+			rec.Payload = append([]byte(nil), rec.Payload...)
+			r.noteHead(rec.Seq, rec.Time)
+			batch = append(batch, rec)
+			if len(batch) >= applyBatch && !flush() {
+				return
+			}
+		case msgEnd:
+			d := decoder{b: body}
+			r.noteHead(d.uvarint(), time.Time{})
+			if flush() {
+				r.applyPending(ctx)
+			}
+			return
+		case msgCompacted:
+			flush()
+			r.log.Warn("source no longer has the records this replica needs (journal compacted); re-baselining",
+				"applied", r.status().Applied)
+			r.resetBaseline()
+			return
+		case msgError:
+			r.log.Error("source refused journal request", "reason", string(body))
+			r.setStatus(func(s *replicaStatus) { s.LastError = string(body) })
+			r.armGap(5 * time.Second)
+			return
+		default:
+			r.log.Warn("unexpected frame from source", "type", typ)
+			return
+		}
+	}
+}
+
+func (r *replica) resetBaseline() {
+	r.setStatus(func(s *replicaStatus) { s.BaselineOK = false })
+	if err := r.n.db.Update(func(tx *store.Tx) error {
+		return tx.Delete(r.metaBkt, []byte(keyBaselineOK))
+	}); err != nil {
+		r.log.Error("save state", "err", err)
+	}
+	r.pending = make(map[uint64]wireRecord)
+	r.poke(r.kick)
+}
+
+// applyRecords applies consecutive records and commits the new applied
+// seq with the index rows in one transaction, after the files they wrote
+// are durable.
+func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
+	start := time.Now()
+	ap := &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool)}
+	applied := r.status().Applied
+	var last wireRecord
+	var firstErr error
+	for _, rec := range recs {
+		if rec.Seq <= applied {
+			continue
+		}
+		if rec.Seq != applied+1 {
+			break
+		}
+		c, err := DecodeChange(rec.Payload)
+		if err != nil {
+			r.log.Error("undecodable record from source; skipped", "seq", rec.Seq, "err", err)
+		} else if err := ap.apply(ctx, rec.Seq, c); err != nil {
+			firstErr = fmt.Errorf("node: apply record %d (%s %s) to replica %s/%s: %w", rec.Seq, c.Op, c.Path, r.sourceName, r.folder, err)
+			break
+		}
+		applied, last = rec.Seq, rec
+	}
+	if last.Seq == 0 {
+		return firstErr
+	}
+	if err := ap.finish(); err != nil {
+		return err
+	}
+	now := time.Now()
+	err := r.n.db.Update(func(tx *store.Tx) error {
+		if err := ap.save(tx); err != nil {
+			return err
+		}
+		if err := tx.Put(r.metaBkt, []byte(keyApplied), store.U64(applied)); err != nil {
+			return err
+		}
+		if err := tx.Put(r.metaBkt, []byte(keyAppliedAt), store.U64(uint64(now.UnixNano()))); err != nil {
+			return err
+		}
+		return tx.Put(r.metaBkt, []byte(keyRecordTime), store.U64(uint64(last.Time.UnixNano())))
+	})
+	if err != nil {
+		return fmt.Errorf("node: save replica state %s/%s: %w", r.sourceName, r.folder, err)
+	}
+	for s := range r.repaired {
+		if r.repaired[s] <= applied {
+			delete(r.repaired, s)
+		}
+	}
+	r.setStatus(func(s *replicaStatus) {
+		s.Applied, s.AppliedAt, s.RecordTime = applied, now, last.Time
+		if s.Head < applied {
+			s.Head = applied
+		}
+		s.OldestTime = time.Time{}
+		if s.Head > s.Applied {
+			s.BehindSince = now
+			if p, ok := r.pending[applied+1]; ok {
+				s.OldestTime = p.Time
+			}
+		} else {
+			s.BehindSince = time.Time{}
+		}
+		s.Files, s.Bytes = r.files.len(), r.files.bytes
+		s.LastError = ""
+	})
+	r.n.m.applyLatency.Observe(time.Since(start).Seconds())
+	r.n.m.recordsApplied.Add(float64(len(recs)))
+	r.poke(r.ackKick)
+	return firstErr
+}
+
+// ackLoop tells the source what this replica has made durable: at once
+// after each commit and every second while connected.
+func (r *replica) ackLoop(ctx context.Context) {
+	var s network.Stream
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
+	t := time.NewTicker(ackEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.ackKick:
+		case <-t.C:
+		}
+		if !r.n.mesh.Connected(r.source) {
+			if s != nil {
+				s.Reset()
+				s = nil
+			}
+			continue
+		}
+		st := r.status()
+		a := ack{Folder: r.folder, Applied: st.Applied, Baseline: !st.BaselineOK,
+			DoneBytes: st.DoneBytes, TotalBytes: st.TotalBytes, AppliedAt: st.AppliedAt}
+		if !st.BaselineOK {
+			a.Applied = 0
+		}
+		if s == nil {
+			octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			var err error
+			s, err = r.n.mesh.Open(octx, r.source, mesh.ProtoAck)
+			cancel()
+			if err != nil {
+				s = nil
+				continue
+			}
+		}
+		if err := writeFrame(s, msgAck, a.encode()); err != nil {
+			s.Reset()
+			s = nil
+		}
+	}
+}
+
+// sync waits until the run loop has handled everything received before
+// the call (used by the control endpoint).
+func (r *replica) sync(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case r.barrier <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// applier applies change records to the replica tree and its index.
+type applier struct {
+	r     *replica
+	dirty map[string]bool // index rows to rewrite
+	dirs  map[string]bool // directories whose entries changed: fsync, restore mtime
+}
+
+func (ap *applier) touch(p string) {
+	ap.dirty[p] = true
+	ap.dirs[parentOf(p)] = true
+}
+
+// skip reports whether a record at seq for p is older than a repair that
+// already brought p (or one of its parents) to a newer state.
+func (ap *applier) skip(p string, seq uint64) bool {
+	if len(ap.r.repaired) == 0 {
+		return false
+	}
+	for q := p; q != ""; q = parentOf(q) {
+		if s, ok := ap.r.repaired[q]; ok && s >= seq {
+			return true
+		}
+	}
+	return false
+}
+
+func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
+	r := ap.r
+	if ap.skip(c.Path, seq) || (c.Op == OpRename && ap.skip(c.To, seq)) {
+		return nil
+	}
+	switch c.Op {
+	case OpDelete:
+		if err := r.rep.Remove(c.Path); err != nil {
+			return err
+		}
+		ap.remove(c.Path)
+	case OpRename:
+		if r.files.get(c.Path) == nil {
+			return ap.repair(ctx, c.To)
+		}
+		if err := r.rep.Rename(c.Path, c.To); err != nil {
+			return err
+		}
+		for _, p := range []string{c.Path, c.To} {
+			r.files.walk(p, func(e *baseline.Entry) {
+				r.locs.drop(e)
+				ap.touch(e.Path)
+			})
+		}
+		for _, e := range r.files.rename(c.Path, c.To) {
+			r.locs.add(e)
+			ap.touch(e.Path)
+		}
+	case OpMeta:
+		e := r.files.get(c.Path)
+		if e == nil {
+			return ap.repair(ctx, c.Path)
+		}
+		if err := r.rep.SetMeta(c.Path, c.Entry.Mode, c.Entry.MTime); err != nil {
+			return err
+		}
+		ne := *e
+		ne.Mode, ne.MTime = c.Entry.Mode, c.Entry.MTime
+		r.files.put(&ne)
+		ap.touch(c.Path)
+	case OpPut:
+		return ap.put(ctx, c)
+	}
+	return nil
+}
+
+func (ap *applier) remove(p string) {
+	for _, e := range ap.r.files.remove(p) {
+		ap.r.locs.drop(e)
+		ap.touch(e.Path)
+	}
+}
+
+func (ap *applier) put(ctx context.Context, c *Change) error {
+	r := ap.r
+	prev := r.files.get(c.Path)
+	e := c.Entry
+	e.Path = c.Path
+	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
+		if err := r.rep.Remove(c.Path); err != nil {
+			return err
+		}
+		ap.remove(c.Path)
+		prev = nil
+	}
+	switch e.Kind {
+	case baseline.KindDir:
+		if err := r.rep.Mkdir(c.Path, e.Mode, e.MTime); err != nil {
+			return err
+		}
+	case baseline.KindSymlink:
+		if err := r.rep.Symlink(c.Path, e.Target, e.MTime); err != nil {
+			return err
+		}
+	case baseline.KindFile:
+		var base []baseline.Chunk
+		switch {
+		case !c.BaseRoot.Defined() && (prev == nil || prev.Kind != baseline.KindFile):
+		case prev != nil && prev.Kind == baseline.KindFile && c.BaseRoot.Defined() && prev.Root().Equals(c.BaseRoot):
+			base = prev.Chunks
+		default:
+			return ap.repair(ctx, c.Path)
+		}
+		chunks, err := c.Splice.Apply(base)
+		if err != nil {
+			return ap.repair(ctx, c.Path)
+		}
+		e.Chunks = chunks
+		if sumChunks(chunks) != e.Size {
+			return ap.repair(ctx, c.Path)
+		}
+		if err := ap.writeFile(ctx, &e, prev, c.Data); err != nil {
+			if errors.Is(err, errChunkUnavailable) {
+				return ap.repair(ctx, c.Path)
+			}
+			return err
+		}
+	}
+	if prev != nil {
+		r.locs.drop(prev)
+	}
+	ne := e
+	r.files.put(&ne)
+	r.locs.add(&ne)
+	ap.touch(c.Path)
+	return nil
+}
+
+var errChunkUnavailable = errors.New("node: chunk unavailable")
+
+func sumChunks(cs []baseline.Chunk) int64 {
+	var n int64
+	for _, c := range cs {
+		n += int64(c.Size)
+	}
+	return n
+}
+
+// writeFile writes e's content into the replica: chunks come from the
+// record's inline data, from the replica's own files (the previous version
+// or any other file holding the chunk), or are fetched from the source.
+func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *baseline.Entry, data map[cid.Cid][]byte) error {
+	r := ap.r
+	// Chunks neither inline nor local are fetched first.
+	var want []cid.Cid
+	seen := make(map[cid.Cid]bool)
+	for _, ch := range e.Chunks {
+		if seen[ch.CID] {
+			continue
+		}
+		seen[ch.CID] = true
+		if _, ok := data[ch.CID]; ok {
+			continue
+		}
+		if len(r.locs[ch.CID]) > 0 {
+			continue
+		}
+		want = append(want, ch.CID)
+	}
+	got := make(map[cid.Cid][]byte, len(want))
+	if len(want) > 0 {
+		err := r.fetch(ctx, want, func(f fetched) error {
+			if f.Data == nil {
+				return errChunkUnavailable
+			}
+			got[f.CID] = f.Data
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	src := newLocalReader(r)
+	defer src.close()
+	return r.rep.WriteFile(e.Path, e.Mode, e.MTime, func(f *os.File) error {
+		for _, ch := range e.Chunks {
+			if d, ok := data[ch.CID]; ok {
+				if err := baseline.VerifyChunk(ch.CID, d); err != nil {
+					return err
+				}
+				if _, err := f.Write(d); err != nil {
+					return err
+				}
+				continue
+			}
+			if d, ok := got[ch.CID]; ok {
+				if _, err := f.Write(d); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := src.copyChunk(f, ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, store.NoDirSync())
+}
+
+// localReader copies chunks out of the replica's files, keeping the last
+// file open.
+type localReader struct {
+	r    *replica
+	path string
+	f    *os.File
+}
+
+func newLocalReader(r *replica) *localReader { return &localReader{r: r} }
+
+func (lr *localReader) close() {
+	if lr.f != nil {
+		lr.f.Close()
+		lr.f = nil
+	}
+}
+
+func (lr *localReader) copyChunk(dst *os.File, ch baseline.Chunk) error {
+	for _, l := range lr.r.locs[ch.CID] {
+		if l.path != lr.path {
+			lr.close()
+			f, err := lr.r.rep.Open(l.path)
+			if err != nil {
+				continue
+			}
+			lr.f, lr.path = f, l.path
+		}
+		if _, err := lr.f.Seek(l.off, io.SeekStart); err != nil {
+			continue
+		}
+		n, err := io.Copy(dst, io.LimitReader(lr.f, int64(l.size)))
+		if err == nil && n == int64(l.size) {
+			return nil
+		}
+		if n > 0 {
+			return fmt.Errorf("node: copy chunk %s from %s: short copy", ch.CID, l.path)
+		}
+	}
+	return errChunkUnavailable
+}
+
+// repair brings p (and its subtree) to the source's current state,
+// fetched over a stream, when a record cannot be applied on what this
+// replica holds. Records up to the state's seq are then skipped for p.
+func (ap *applier) repair(ctx context.Context, p string) error {
+	r := ap.r
+	seq, ents, err := r.fetchPath(ctx, p)
+	if err != nil {
+		return err
+	}
+	r.log.Info("repairing path from the source's current state", "path", p, "as_of", seq, "entries", len(ents))
+	keep := make(map[string]bool, len(ents))
+	for i := range ents {
+		keep[ents[i].Path] = true
+	}
+	// remove what the source no longer has below p
+	var stale []string
+	r.files.walk(p, func(e *baseline.Entry) {
+		if !keep[e.Path] {
+			stale = append(stale, e.Path)
+		}
+	})
+	for _, s := range stale {
+		if r.files.get(s) == nil {
+			continue
+		}
+		if err := r.rep.Remove(s); err != nil {
+			return err
+		}
+		ap.remove(s)
+	}
+	if len(ents) == 0 {
+		if err := r.rep.Remove(p); err != nil {
+			return err
+		}
+	}
+	for i := range ents {
+		e := ents[i]
+		prev := r.files.get(e.Path)
+		if prev != nil && prev.SameContent(&e) {
+			if !prev.SameMeta(&e) {
+				if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
+					return err
+				}
+			}
+		} else {
+			if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
+				if err := r.rep.Remove(e.Path); err != nil {
+					return err
+				}
+				ap.remove(e.Path)
+				prev = nil
+			}
+			switch e.Kind {
+			case baseline.KindDir:
+				err = r.rep.Mkdir(e.Path, e.Mode, e.MTime)
+			case baseline.KindSymlink:
+				err = r.rep.Symlink(e.Path, e.Target, e.MTime)
+			default:
+				err = ap.writeFile(ctx, &e, prev, nil)
+			}
+			if errors.Is(err, errChunkUnavailable) {
+				r.log.Warn("path changed again during repair; it will be repaired by a later record", "path", e.Path)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if prev != nil {
+			r.locs.drop(prev)
+		}
+		ne := e
+		r.files.put(&ne)
+		r.locs.add(&ne)
+		ap.touch(e.Path)
+	}
+	r.repaired[p] = seq
+	return nil
+}
+
+// fetchPath asks the source for the current entries of p and its subtree.
+func (r *replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.Entry, error) {
+	s, err := r.openSync(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer s.Reset()
+	w := bufio.NewWriter(s)
+	if err := writeFrame(w, msgPathReq, appendString(appendString(nil, r.folder), p)); err != nil {
+		return 0, nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return 0, nil, err
+	}
+	br := bufio.NewReader(s)
+	var seq uint64
+	var out []baseline.Entry
+	for {
+		typ, body, err := readFrame(br)
+		if err != nil {
+			return 0, nil, fmt.Errorf("node: path request to %s: %w", r.sourceName, err)
+		}
+		switch typ {
+		case msgPathHead:
+			d := decoder{b: body}
+			seq = d.uvarint()
+		case msgEntries:
+			es, err := decodeEntries(body)
+			if err != nil {
+				return 0, nil, err
+			}
+			for _, e := range es {
+				if e.Path != p && !strings.HasPrefix(e.Path, p+"/") {
+					return 0, nil, fmt.Errorf("node: source answered path %q for %q", e.Path, p)
+				}
+			}
+			out = append(out, es...)
+		case msgEnd:
+			sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+			return seq, out, nil
+		case msgError:
+			return 0, nil, &remoteError{msg: string(body)}
+		default:
+			return 0, nil, fmt.Errorf("node: unexpected frame 0x%02x from %s", typ, r.sourceName)
+		}
+	}
+}
+
+// finish makes the batch durable on disk: directory mtimes restored
+// (children changes moved them), then each touched directory fsynced.
+func (ap *applier) finish() error {
+	r := ap.r
+	dirs := make([]string, 0, len(ap.dirs))
+	for d := range ap.dirs {
+		dirs = append(dirs, d)
+	}
+	// deepest first, so restoring a child's mtime happens before its parent's
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	for _, d := range dirs {
+		rel := d
+		if rel == "" {
+			rel = "."
+		}
+		if e := r.files.get(d); e != nil && e.Kind == baseline.KindDir {
+			if err := r.rep.SetMeta(d, e.Mode, e.MTime); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		if err := r.rep.SyncDir(rel); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ap *applier) save(tx *store.Tx) error {
+	for p := range ap.dirty {
+		if e := ap.r.files.get(p); e != nil {
+			if err := tx.Put(ap.r.bucket, []byte(p), encodeIndexEntry(e)); err != nil {
+				return err
+			}
+		} else if err := tx.Delete(ap.r.bucket, []byte(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

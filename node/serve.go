@@ -1,0 +1,230 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/journal"
+	"github.com/vigil-mesh/vigil/mesh"
+)
+
+// handleSync serves a target's requests on one /vigil/sync stream. Each
+// request names a folder; only the folder's designated backups are served.
+func (n *Node) handleSync(from peer.ID, s network.Stream) {
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.done:
+			s.Reset()
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	r := bufio.NewReaderSize(s, 64<<10)
+	w := bufio.NewWriterSize(s, 256<<10)
+	srv := &chunkServer{}
+	defer srv.close()
+	for {
+		typ, body, err := readFrame(r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				n.log.Debug("sync stream", "peer", from.String(), "err", err)
+			}
+			return
+		}
+		if err := n.serveOne(ctx, from, typ, body, w, srv, r); err != nil {
+			var re *remoteError
+			if errors.As(err, &re) {
+				writeFrame(w, msgError, []byte(re.msg))
+				w.Flush()
+				n.log.Warn("refused request", "peer", from.String(), "name", n.peerName(from), "reason", re.msg)
+			} else {
+				n.log.Debug("sync stream", "peer", from.String(), "err", err)
+			}
+			return
+		}
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (n *Node) serveOne(ctx context.Context, from peer.ID, typ byte, body []byte, w *bufio.Writer, srv *chunkServer, r *bufio.Reader) error {
+	switch typ {
+	case msgSnapshotReq:
+		a, err := n.servedAgent(from, string(body))
+		if err != nil {
+			return err
+		}
+		seq, ents, total, err := a.snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		head := u64(seq)
+		head = append(head, u64(uint64(len(ents)))...)
+		head = append(head, u64(uint64(total))...)
+		if err := writeFrame(w, msgSnapshotHead, head); err != nil {
+			return err
+		}
+		for i := 0; i < len(ents); i += entriesPerFrame {
+			if err := writeFrame(w, msgEntries, encodeEntries(ents[i:min(i+entriesPerFrame, len(ents))])); err != nil {
+				return err
+			}
+		}
+		return writeFrame(w, msgEnd, u64(seq))
+	case msgChunksReq:
+		folder, cids, err := decodeCIDs(body)
+		if err != nil {
+			return err
+		}
+		a, err := n.servedAgent(from, folder)
+		if err != nil {
+			return err
+		}
+		for _, c := range cids {
+			data, ok := srv.read(a, c)
+			if ok {
+				n.m.chunksSent.Inc()
+				n.m.bytesSent.Add(float64(len(data)))
+				err = writeFrame(w, msgChunk, data)
+			} else {
+				err = writeFrame(w, msgChunkMissing, nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	case msgJournalReq:
+		folder, fromSeq, err := decodeFolderSeq(body)
+		if err != nil {
+			return err
+		}
+		a, err := n.servedAgent(from, folder)
+		if err != nil {
+			return err
+		}
+		if fromSeq < a.j.First() {
+			return writeFrame(w, msgCompacted, u64(a.j.First()))
+		}
+		err = a.j.Read(fromSeq, func(rec journal.Record) error {
+			return writeFrame(w, msgRecord, appendRecord(nil, wireRecord{Seq: rec.Seq, Time: rec.Time, Payload: rec.Payload}))
+		})
+		if errors.Is(err, journal.ErrCompacted) {
+			return writeFrame(w, msgCompacted, u64(a.j.First()))
+		}
+		if err != nil {
+			return err
+		}
+		return writeFrame(w, msgEnd, u64(a.j.Last()))
+	case msgPathReq:
+		d := decoder{b: body}
+		folder, p := d.string(), d.string()
+		if d.err != nil {
+			return d.fail()
+		}
+		a, err := n.servedAgent(from, folder)
+		if err != nil {
+			return err
+		}
+		if err := baseline.ValidPath(p); err != nil {
+			return &remoteError{msg: err.Error()}
+		}
+		seq, ents := a.pathState(p)
+		if err := writeFrame(w, msgPathHead, u64(seq)); err != nil {
+			return err
+		}
+		for i := 0; i < len(ents); i += entriesPerFrame {
+			if err := writeFrame(w, msgEntries, encodeEntries(ents[i:min(i+entriesPerFrame, len(ents))])); err != nil {
+				return err
+			}
+		}
+		return writeFrame(w, msgEnd, u64(seq))
+	default:
+		return &remoteError{msg: fmt.Sprintf("unknown request type 0x%02x", typ)}
+	}
+}
+
+// servedAgent returns the agent of folder if from is one of its designated
+// backups.
+func (n *Node) servedAgent(from peer.ID, folder string) (*agent, error) {
+	a := n.agentFor(folder)
+	if a == nil || !a.isBackup(from) {
+		return nil, &remoteError{msg: fmt.Sprintf("peer %s is not a designated backup of folder %q on %s", from, folder, n.id)}
+	}
+	return a, nil
+}
+
+// chunkServer reads chunks from the folder's files, keeping the last file
+// open since requests come in file order.
+type chunkServer struct {
+	path string
+	f    *os.File
+}
+
+func (s *chunkServer) read(a *agent, c cid.Cid) ([]byte, bool) {
+	for _, l := range a.chunkLocs(c) {
+		p := filepath.Join(a.root, filepath.FromSlash(l.path))
+		if p != s.path {
+			s.close()
+			f, err := os.Open(p)
+			if err != nil {
+				continue
+			}
+			s.path, s.f = p, f
+		}
+		buf := make([]byte, l.size)
+		if _, err := s.f.ReadAt(buf, l.off); err != nil {
+			continue
+		}
+		return buf, true
+	}
+	return nil, false
+}
+
+func (s *chunkServer) close() {
+	if s.f != nil {
+		s.f.Close()
+		s.f, s.path = nil, ""
+	}
+}
+
+// handleAck reads acknowledgements from a target.
+func (n *Node) handleAck(from peer.ID, s network.Stream) {
+	defer s.Close()
+	r := bufio.NewReader(s)
+	for {
+		typ, body, err := mesh.ReadFrame(r, 4096)
+		if err != nil {
+			return
+		}
+		if typ != msgAck {
+			return
+		}
+		ak, err := decodeAck(body)
+		if err != nil {
+			n.log.Warn("bad ack", "peer", from.String(), "err", err)
+			return
+		}
+		a := n.agentFor(ak.Folder)
+		if a == nil || !a.isBackup(from) {
+			n.log.Warn("ack for a folder the peer does not back up", "peer", from.String(), "folder", ak.Folder)
+			continue
+		}
+		a.onAck(from, ak)
+	}
+}

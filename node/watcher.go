@@ -1,0 +1,845 @@
+package node
+
+// The folder watcher: one per protected folder. It watches the folder
+// recursively with fsnotify (one inotify watch per directory), aggregates
+// events per path inside its own goroutine and hands settled batches of
+// relative paths to the agent, which stats each path and diffs it against
+// its index. The watcher never reads or hashes file contents.
+//
+// Settling. Every event marks its path pending with the time of its first
+// and of its latest event. A pending path is emitted once no event touched
+// it for WatchOptions.Quiet, or at the latest WatchOptions.MaxDelay after
+// its first pending event (a file that is written continuously is still
+// captured). One timer is armed for the earliest deadline of all pending
+// paths. Batches that the consumer has not yet received are merged with
+// newly settled paths, so a slow consumer never stalls the event loop.
+//
+// Directories. A directory that appears (created or moved in) is watched at
+// once and then walked: every entry found in it is emitted, because files
+// may have been created in it before its watch existed. A directory that is
+// removed or moved away loses its watches (and those of its subdirectories)
+// and its path is emitted; the agent handles the subtree. Ignored paths
+// (WatchOptions.Ignore) are neither watched nor emitted.
+//
+// Watch limit. When inotify refuses a watch because the per-user watch
+// limit is reached (ENOSPC), or no inotify instance can be created at all
+// (EMFILE, instance limit), the watcher logs one warning naming the sysctl
+// that fixes it and puts the directories it cannot watch on a polling
+// fallback: every PollInterval it compares name, size, mtime and mode of
+// their direct children with the previous scan and emits what differs.
+// Directories stay on polling until the watcher restarts.
+//
+// Overflow. When the kernel event queue overflows, events were lost: the
+// watcher logs a warning, re-synchronises its watches with the tree and
+// emits Batch{Rescan: true}.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watcher defaults.
+const (
+	DefaultWatchQuiet        = 10 * time.Millisecond
+	DefaultWatchMaxDelay     = time.Second
+	DefaultWatchPollInterval = 2 * time.Second
+)
+
+const (
+	// watchDrainIdle is how long the event channel must stay empty before
+	// a Flush considers the kernel queue drained.
+	watchDrainIdle = 2 * time.Millisecond
+	// watchDrainMax bounds a Flush's drain under a continuous event stream.
+	watchDrainMax = 100 * time.Millisecond
+
+	watchFixWatches   = "sysctl fs.inotify.max_user_watches=524288"
+	watchFixInstances = "sysctl fs.inotify.max_user_instances=1024"
+)
+
+var (
+	// ErrWatcherRunning is returned by Run when the watcher already runs
+	// (or ran: a Watcher runs once).
+	ErrWatcherRunning = errors.New("node: watcher already started")
+	// ErrWatcherStopped is returned by Flush once Run has returned.
+	ErrWatcherStopped = errors.New("node: watcher stopped")
+	// errWatchNoInotify stands for a watch that cannot be added because
+	// the watcher has no inotify instance (instance limit reached).
+	errWatchNoInotify = errors.New("node: no inotify instance")
+)
+
+// WatchError reports a watcher operation that failed on a path.
+type WatchError struct {
+	Op   string // "open", "watch"
+	Path string // absolute path
+	Err  error
+}
+
+func (e *WatchError) Error() string {
+	return fmt.Sprintf("node: watcher %s %s: %v", e.Op, e.Path, e.Err)
+}
+
+func (e *WatchError) Unwrap() error { return e.Err }
+
+// pathFilter tells which paths of a folder are ignored; rel is relative to
+// the folder root and slash-separated. baseline.Matcher satisfies it.
+type pathFilter interface {
+	Match(rel string, isDir bool) bool
+}
+
+// WatchOptions configures a Watcher. Zero values select the defaults.
+type WatchOptions struct {
+	// Quiet: a path is settled once no event touched it for this long;
+	// default 10ms.
+	Quiet time.Duration
+	// MaxDelay: a path that never goes quiet is emitted anyway after this
+	// long since its first pending event; default 1s.
+	MaxDelay time.Duration
+	// PollInterval is the period of the fallback scan for directories that
+	// cannot be watched; default 2s.
+	PollInterval time.Duration
+	// Ignore selects paths that are neither watched nor emitted; nil
+	// ignores nothing.
+	Ignore pathFilter
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Batch is a set of settled paths for the agent to examine.
+type Batch struct {
+	// Paths are relative, slash-separated, deduplicated and sorted. They
+	// may name directories, deleted paths and both ends of a rename.
+	Paths []string
+	// Rescan: the whole folder must be rescanned (events were lost to an
+	// inotify queue overflow, or the folder root itself was removed or
+	// renamed). Paths may be empty.
+	Rescan bool
+}
+
+// Watcher watches one folder recursively and emits settled batches of
+// changed paths. All its state is owned by the goroutine that calls Run.
+type Watcher struct {
+	root     string // absolute, clean
+	quiet    time.Duration
+	maxDelay time.Duration
+	poll     time.Duration
+	ignore   pathFilter
+	log      *slog.Logger
+
+	out      chan Batch
+	flushReq chan chan struct{}
+	ready    chan struct{} // closed once the initial watches are in place
+	done     chan struct{} // closed when Run returns
+	started  atomic.Bool
+	nPolled  atomic.Int64
+
+	// Test hooks.
+	newFS    func() (*fsnotify.Watcher, error)
+	addWatch func(path string) error
+
+	// Loop state, owned by Run's goroutine.
+	fsw        *fsnotify.Watcher
+	dirs       map[string]*watchDir // tracked directories by rel path ("." = root)
+	pending    map[string]watchPending
+	timer      *time.Timer
+	timerAt    time.Time // zero: timer not armed
+	readySet   map[string]struct{}
+	readyRes   bool
+	readyBatch *Batch // cached result of buildBatch; nil when stale
+	limitHit   bool   // a directory went to polling because of a limit
+	instLimit  bool   // no inotify instance (EMFILE)
+	limitWarn  bool   // the limit warning was logged
+}
+
+type watchDir struct {
+	polled   bool
+	fp       map[string]watchEntryFP // direct children, only when polled
+	children map[string]struct{}     // rel paths of tracked subdirectories
+}
+
+type watchEntryFP struct {
+	size  int64
+	mtime int64
+	mode  fs.FileMode
+}
+
+type watchPending struct {
+	first, last time.Time
+}
+
+// NewWatcher returns a Watcher for the directory root. Nothing is watched
+// until Run.
+func NewWatcher(root string, opts WatchOptions) (*Watcher, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, &WatchError{Op: "open", Path: root, Err: err}
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, &WatchError{Op: "open", Path: abs, Err: err}
+	}
+	if !fi.IsDir() {
+		return nil, &WatchError{Op: "open", Path: abs, Err: syscall.ENOTDIR}
+	}
+	if opts.Quiet < 0 || opts.MaxDelay < 0 || opts.PollInterval < 0 {
+		return nil, fmt.Errorf("node: watcher %s: negative duration in options", abs)
+	}
+	if opts.Quiet == 0 {
+		opts.Quiet = DefaultWatchQuiet
+	}
+	if opts.MaxDelay == 0 {
+		opts.MaxDelay = DefaultWatchMaxDelay
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = DefaultWatchPollInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	w := &Watcher{
+		root:     abs,
+		quiet:    opts.Quiet,
+		maxDelay: opts.MaxDelay,
+		poll:     opts.PollInterval,
+		ignore:   opts.Ignore,
+		log:      opts.Logger.With("subsystem", "watcher", "root", abs),
+		out:      make(chan Batch),
+		flushReq: make(chan chan struct{}),
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		newFS:    fsnotify.NewWatcher,
+	}
+	w.addWatch = func(p string) error {
+		if w.fsw == nil {
+			return errWatchNoInotify
+		}
+		return w.fsw.Add(p)
+	}
+	return w, nil
+}
+
+// Batches returns the channel of settled batches. It is unbuffered and is
+// closed when Run returns.
+func (w *Watcher) Batches() <-chan Batch { return w.out }
+
+// Ready is closed once Run has put watches (or polling) on the root and
+// every subdirectory, or when Run has returned. A full scan of the folder
+// started after Ready misses no change: every later change is emitted.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
+
+// Unwatched returns the number of directories on the polling fallback.
+func (w *Watcher) Unwatched() int { return int(w.nPolled.Load()) }
+
+// Flush emits everything pending now, ignoring the quiet period, and
+// returns once that batch was received from Batches (at once when nothing
+// was pending). Guarantee: a change made before Flush was called is in a
+// batch received before Flush returns, provided the kernel has handed its
+// event to the watcher within the drain window: Flush first reads events
+// until none arrived for 2ms (at most 100ms under a continuous stream), and
+// scans the directories on the polling fallback (there, a change that keeps
+// size, mtime and mode of every entry is not seen). Flush waits for Run to
+// have set up its watches, so it needs a running watcher and a consumer of
+// Batches; it returns ErrWatcherStopped once Run has returned.
+func (w *Watcher) Flush(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case w.flushReq <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.done:
+		return ErrWatcherStopped
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.done:
+		return ErrWatcherStopped
+	}
+}
+
+// Run watches the root and every subdirectory that is not ignored, then
+// emits batches until ctx is done. It returns nil when ctx is done, and an
+// error when the root cannot be watched. It closes the fsnotify watcher and
+// the Batches channel before returning. A Watcher runs once.
+func (w *Watcher) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return ErrWatcherRunning
+	}
+	readyOnce := false
+	defer func() {
+		if !readyOnce {
+			close(w.ready)
+		}
+		close(w.out)
+		close(w.done)
+	}()
+
+	fsw, err := w.newFS()
+	switch {
+	case err == nil:
+		w.fsw = fsw
+		defer w.fsw.Close()
+	case watchIsInstanceLimit(err):
+		w.instLimit = true
+	default:
+		return &WatchError{Op: "open", Path: w.root, Err: err}
+	}
+
+	w.dirs = make(map[string]*watchDir)
+	w.pending = make(map[string]watchPending)
+	w.readySet = make(map[string]struct{})
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	defer w.timer.Stop()
+
+	if err := w.track("."); err != nil {
+		return &WatchError{Op: "watch", Path: w.root, Err: err}
+	}
+	w.addTree(".", false, time.Now())
+	w.warnLimit()
+	close(w.ready)
+	readyOnce = true
+
+	var evC chan fsnotify.Event
+	var errC chan error
+	if w.fsw != nil {
+		evC, errC = w.fsw.Events, w.fsw.Errors
+	}
+	var (
+		ticker     *time.Ticker
+		pollC      <-chan time.Time
+		drainTimer = time.NewTimer(time.Hour)
+		draining   bool
+		drainStart time.Time
+		drainWait  []chan struct{} // Flush calls waiting for the drain
+		sendWait   []chan struct{} // Flush calls waiting for the next send
+	)
+	drainTimer.Stop()
+	defer drainTimer.Stop()
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+
+	for {
+		if n := w.nPolled.Load(); n > 0 && ticker == nil {
+			ticker = time.NewTicker(w.poll)
+			pollC = ticker.C
+		} else if n == 0 && ticker != nil {
+			ticker.Stop()
+			ticker, pollC = nil, nil
+		}
+		var outC chan<- Batch
+		var b Batch
+		if w.hasReady() {
+			outC, b = w.out, w.buildBatch()
+		}
+
+		select {
+		case <-ctx.Done():
+			return nil
+
+		case ev, ok := <-evC:
+			if !ok {
+				evC = nil
+				continue
+			}
+			w.handleEvent(ev, time.Now())
+			if draining && time.Since(drainStart) < watchDrainMax {
+				drainTimer.Reset(watchDrainIdle)
+			}
+
+		case err, ok := <-errC:
+			if !ok {
+				errC = nil
+				continue
+			}
+			w.handleError(err)
+
+		case <-w.timer.C:
+			w.timerAt = time.Time{}
+			w.promoteDue(time.Now())
+
+		case <-pollC:
+			w.pollAll(time.Now())
+
+		case reply := <-w.flushReq:
+			if !draining {
+				draining, drainStart = true, time.Now()
+			}
+			drainWait = append(drainWait, reply)
+			drainTimer.Reset(watchDrainIdle)
+
+		case <-drainTimer.C:
+			draining = false
+			w.pollAll(time.Now())
+			w.promoteAll()
+			if w.hasReady() {
+				sendWait = append(sendWait, drainWait...)
+			} else {
+				for _, r := range drainWait {
+					close(r)
+				}
+			}
+			drainWait = nil
+
+		case outC <- b:
+			clear(w.readySet)
+			w.readyRes, w.readyBatch = false, nil
+			for _, r := range sendWait {
+				close(r)
+			}
+			sendWait = nil
+		}
+	}
+}
+
+// handleEvent records one fsnotify event.
+func (w *Watcher) handleEvent(ev fsnotify.Event, now time.Time) {
+	if ev.Name == w.root {
+		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			w.log.Warn("protected folder was removed or renamed; it is no longer watched", "op", ev.Op.String())
+			w.untrack(".")
+			w.readyRes, w.readyBatch = true, nil
+		}
+		return
+	}
+	rel, ok := w.rel(ev.Name)
+	if !ok {
+		return
+	}
+	if ev.Has(fsnotify.Create) {
+		w.handleCreate(rel, now)
+		return
+	}
+	_, known := w.dirs[rel]
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		if known {
+			w.untrack(rel)
+		}
+		if !w.ignored(rel, known) {
+			w.markPending(rel, now)
+		}
+		return
+	}
+	// Write, Chmod: the hot path.
+	if p, ok := w.pending[rel]; ok {
+		p.last = now
+		w.pending[rel] = p
+		w.arm(p.deadline(w.quiet, w.maxDelay))
+		return
+	}
+	if !w.ignored(rel, known) {
+		w.markPending(rel, now)
+	}
+}
+
+// handleCreate handles a path that appeared: a new directory is watched
+// and walked.
+func (w *Watcher) handleCreate(rel string, now time.Time) {
+	fi, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(rel)))
+	if err != nil {
+		_, known := w.dirs[rel]
+		if !w.ignored(rel, known) {
+			w.markPending(rel, now)
+		}
+		return
+	}
+	isDir := fi.IsDir()
+	if w.ignored(rel, isDir) {
+		return
+	}
+	w.markPending(rel, now)
+	if !isDir {
+		return
+	}
+	if _, tracked := w.dirs[rel]; tracked {
+		return
+	}
+	if _, parent := w.dirs[watchParent(rel)]; !parent {
+		return // stale event from a watch on a directory that moved away
+	}
+	w.addTree(rel, true, now)
+	w.warnLimit()
+}
+
+// handleError handles an error from fsnotify.
+func (w *Watcher) handleError(err error) {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		w.log.Warn("inotify event queue overflowed; events were lost, the folder will be rescanned (raise fs.inotify.max_queued_events if this repeats)")
+		w.resync()
+		w.readyRes, w.readyBatch = true, nil
+		return
+	}
+	w.log.Warn("watch error", "err", err)
+}
+
+// addTree tracks the directory rel and every directory below it that is
+// not ignored and not yet tracked. With emit it marks every entry found
+// below rel pending. The watch on a directory is added before its entries
+// are read, so no entry created meanwhile is missed.
+func (w *Watcher) addTree(rel string, emit bool, now time.Time) {
+	start := filepath.Join(w.root, filepath.FromSlash(rel))
+	_ = filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if d == nil || p == start {
+				return nil
+			}
+			w.log.Debug("walk", "path", p, "err", err)
+			return nil
+		}
+		r, ok := w.rel(p)
+		if !ok {
+			return nil
+		}
+		if d.IsDir() {
+			if r != rel && w.ignored(r, true) {
+				return filepath.SkipDir
+			}
+			if _, tracked := w.dirs[r]; !tracked {
+				if err := w.track(r); err != nil {
+					w.warnTrack(p, err)
+					return filepath.SkipDir
+				}
+			}
+		} else if w.ignored(r, false) {
+			return nil
+		}
+		if emit && r != rel {
+			w.markPending(r, now)
+		}
+		return nil
+	})
+}
+
+// track puts a watch on the directory rel, or puts it on polling when the
+// inotify limit is reached. It returns an error when rel is not tracked.
+func (w *Watcher) track(rel string) error {
+	abs := filepath.Join(w.root, filepath.FromSlash(rel))
+	d := &watchDir{children: make(map[string]struct{})}
+	if err := w.addWatch(abs); err != nil {
+		if !watchIsLimit(err) {
+			return err
+		}
+		fp, ferr := watchFingerprint(abs)
+		if ferr != nil {
+			return ferr
+		}
+		d.polled, d.fp = true, fp
+		w.limitHit = true
+		if errors.Is(err, errWatchNoInotify) {
+			w.instLimit = true
+		}
+	}
+	w.dirs[rel] = d
+	if d.polled {
+		w.nPolled.Add(1)
+	}
+	if rel != "." {
+		if p, ok := w.dirs[watchParent(rel)]; ok {
+			p.children[rel] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// untrack drops the directory rel and every tracked directory below it,
+// removing their watches: a directory moved away keeps its inotify watch,
+// which would report events under its old path.
+func (w *Watcher) untrack(rel string) {
+	d, ok := w.dirs[rel]
+	if !ok {
+		return
+	}
+	for c := range d.children {
+		w.untrack(c)
+	}
+	if d.polled {
+		w.nPolled.Add(-1)
+	} else if w.fsw != nil {
+		// Fails harmlessly when the kernel already dropped the watch.
+		_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(rel)))
+	}
+	delete(w.dirs, rel)
+	if rel != "." {
+		if p, ok := w.dirs[watchParent(rel)]; ok {
+			delete(p.children, rel)
+		}
+	}
+}
+
+// warnTrack logs a directory that could not be tracked, unless it simply
+// vanished.
+func (w *Watcher) warnTrack(abs string, err error) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return
+	}
+	w.log.Warn("cannot watch directory; changes in it are not seen", "path", abs, "err", err)
+}
+
+// resync brings the tracked directories in line with the tree after events
+// were lost: new directories are tracked, vanished ones dropped, polling
+// fingerprints refreshed. Nothing is marked pending (a rescan follows).
+func (w *Watcher) resync() {
+	seen := make(map[string]struct{}, len(w.dirs))
+	_ = filepath.WalkDir(w.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		r, ok := w.rel(p)
+		if !ok {
+			return nil
+		}
+		if r != "." && w.ignored(r, true) {
+			return filepath.SkipDir
+		}
+		if wd, tracked := w.dirs[r]; tracked {
+			if wd.polled {
+				if fp, err := watchFingerprint(p); err == nil {
+					wd.fp = fp
+				}
+			}
+		} else if err := w.track(r); err != nil {
+			w.warnTrack(p, err)
+			return filepath.SkipDir
+		}
+		seen[r] = struct{}{}
+		return nil
+	})
+	for r := range w.dirs {
+		if _, ok := seen[r]; !ok {
+			w.untrack(r) // no-op for a subtree already dropped
+		}
+	}
+	w.warnLimit()
+}
+
+// pollAll compares every polled directory with its last fingerprint.
+func (w *Watcher) pollAll(now time.Time) {
+	var rels []string
+	for r, d := range w.dirs {
+		if d.polled {
+			rels = append(rels, r)
+		}
+	}
+	slices.Sort(rels) // parents first
+	for _, r := range rels {
+		w.pollDir(r, now)
+	}
+	w.warnLimit()
+}
+
+func (w *Watcher) pollDir(rel string, now time.Time) {
+	d, ok := w.dirs[rel]
+	if !ok || !d.polled {
+		return
+	}
+	abs := filepath.Join(w.root, filepath.FromSlash(rel))
+	fp, err := watchFingerprint(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			w.untrack(rel)
+			if rel == "." {
+				w.readyRes, w.readyBatch = true, nil
+			} else {
+				w.markPending(rel, now)
+			}
+			return
+		}
+		w.log.Debug("poll", "path", abs, "err", err)
+		return
+	}
+	old := d.fp
+	d.fp = fp
+	for name, e := range fp {
+		o, had := old[name]
+		if had && o == e {
+			continue
+		}
+		c := watchJoin(rel, name)
+		isDir := e.mode.IsDir()
+		if had && o.mode.IsDir() && !isDir {
+			w.untrack(c)
+		}
+		if w.ignored(c, isDir) {
+			continue
+		}
+		w.markPending(c, now)
+		if _, tracked := w.dirs[c]; isDir && !tracked {
+			w.addTree(c, true, now)
+		}
+	}
+	for name, o := range old {
+		if _, ok := fp[name]; ok {
+			continue
+		}
+		c := watchJoin(rel, name)
+		w.untrack(c)
+		if !w.ignored(c, o.mode.IsDir()) {
+			w.markPending(c, now)
+		}
+	}
+}
+
+// warnLimit logs the watch limit warning, once per watcher.
+func (w *Watcher) warnLimit() {
+	if !w.limitHit || w.limitWarn {
+		return
+	}
+	w.limitWarn = true
+	if w.instLimit {
+		w.log.Warn("inotify instance limit reached: the folder is polled instead of watched; raise the limit with: "+watchFixInstances,
+			"unwatched_dirs", w.nPolled.Load(), "poll_interval", w.poll)
+		return
+	}
+	w.log.Warn("inotify watch limit reached: directories that cannot be watched are polled instead; raise the limit with: "+watchFixWatches,
+		"unwatched_dirs", w.nPolled.Load(), "poll_interval", w.poll)
+}
+
+func (w *Watcher) markPending(rel string, now time.Time) {
+	p, ok := w.pending[rel]
+	if !ok {
+		p.first = now
+	}
+	p.last = now
+	w.pending[rel] = p
+	w.arm(p.deadline(w.quiet, w.maxDelay))
+}
+
+func (p watchPending) deadline(quiet, maxDelay time.Duration) time.Time {
+	q, m := p.last.Add(quiet), p.first.Add(maxDelay)
+	if m.Before(q) {
+		return m
+	}
+	return q
+}
+
+// arm makes the timer fire no later than t. It never moves the timer
+// later: a stale early fire only rescans the pending set.
+func (w *Watcher) arm(t time.Time) {
+	if !w.timerAt.IsZero() && !t.Before(w.timerAt) {
+		return
+	}
+	w.timerAt = t
+	w.timer.Reset(time.Until(t))
+}
+
+// promoteDue moves the settled pending paths to the ready batch and arms
+// the timer for the next deadline.
+func (w *Watcher) promoteDue(now time.Time) {
+	var next time.Time
+	for rel, p := range w.pending {
+		dl := p.deadline(w.quiet, w.maxDelay)
+		if !dl.After(now) {
+			w.readySet[rel] = struct{}{}
+			w.readyBatch = nil
+			delete(w.pending, rel)
+		} else if next.IsZero() || dl.Before(next) {
+			next = dl
+		}
+	}
+	if !next.IsZero() {
+		w.arm(next)
+	}
+}
+
+// promoteAll moves every pending path to the ready batch.
+func (w *Watcher) promoteAll() {
+	for rel := range w.pending {
+		w.readySet[rel] = struct{}{}
+		w.readyBatch = nil
+	}
+	clear(w.pending)
+	w.timer.Stop()
+	w.timerAt = time.Time{}
+}
+
+func (w *Watcher) hasReady() bool { return w.readyRes || len(w.readySet) > 0 }
+
+func (w *Watcher) buildBatch() Batch {
+	if w.readyBatch == nil {
+		paths := make([]string, 0, len(w.readySet))
+		for p := range w.readySet {
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		w.readyBatch = &Batch{Paths: paths, Rescan: w.readyRes}
+	}
+	return *w.readyBatch
+}
+
+func (w *Watcher) ignored(rel string, isDir bool) bool {
+	return w.ignore != nil && w.ignore.Match(rel, isDir)
+}
+
+// rel converts an absolute path below the root to a slash-separated
+// relative path ("." for the root itself).
+func (w *Watcher) rel(p string) (string, bool) {
+	if p == w.root {
+		return ".", true
+	}
+	prefix := w.root
+	if !strings.HasSuffix(prefix, string(filepath.Separator)) {
+		prefix += string(filepath.Separator)
+	}
+	r, ok := strings.CutPrefix(p, prefix)
+	if !ok || r == "" {
+		return "", false
+	}
+	return filepath.ToSlash(r), true
+}
+
+func watchParent(rel string) string { return path.Dir(rel) }
+
+func watchJoin(dir, name string) string {
+	if dir == "." {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// watchFingerprint returns name, size, mtime and mode of the direct
+// children of dir.
+func watchFingerprint(dir string) (map[string]watchEntryFP, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	fp := make(map[string]watchEntryFP, len(ents))
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			continue // vanished meanwhile: reported as removed
+		}
+		fp[e.Name()] = watchEntryFP{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode()}
+	}
+	return fp, nil
+}
+
+// watchIsLimit reports whether a watch failed because of the inotify watch
+// limit (or because no inotify instance exists).
+func watchIsLimit(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, errWatchNoInotify) ||
+		strings.Contains(err.Error(), "no space left on device")
+}
+
+// watchIsInstanceLimit reports whether creating an inotify instance failed
+// because of the instance limit.
+func watchIsInstanceLimit(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || strings.Contains(err.Error(), "too many open files")
+}
