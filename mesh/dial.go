@@ -28,7 +28,7 @@ const (
 // libp2p's own dial backoff is cleared before each attempt. A peer that
 // restarts dials us itself, so it is reconnected as soon as its Run starts
 // whatever our backoff. Run also pings connected peers every 30 s to keep
-// PeerStatus.RTT current. It may be called once.
+// PeerStatus.RTT current. Only one Run may be active at a time.
 func (m *Mesh) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -37,12 +37,17 @@ func (m *Mesh) Run(ctx context.Context) error {
 	}
 	if m.running {
 		m.mu.Unlock()
-		return errors.New("mesh: Run called twice")
+		return errors.New("mesh: Run is already running")
 	}
 	m.running = true
 	m.wg.Add(1)
 	m.mu.Unlock()
 	defer m.wg.Done()
+	defer func() {
+		m.mu.Lock()
+		m.running = false
+		m.mu.Unlock()
+	}()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

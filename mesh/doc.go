@@ -28,7 +28,9 @@
 //   - The connection gater admits only the peers of Config.Peers: it refuses
 //     to dial any other peer, and refuses an inbound connection right after
 //     the security handshake has authenticated the remote peer, before a
-//     muxer exists, so no stream from a stranger can ever be opened.
+//     muxer exists, so no stream from a stranger can ever be opened. (With
+//     TLS 1.3 the dialer completes its side of the handshake first, so a
+//     refused dialer may see a connection for a moment before it closes.)
 //   - Gossipsub runs with StrictSign: every message carries its author's
 //     peer ID, a sequence number and a signature by the author's key;
 //     unsigned or badly signed messages are dropped.
@@ -55,18 +57,24 @@
 // fetched over ProtoSync.
 //
 // Gossipsub is the fast path, never the only one: it drops messages under
-// bursts and while a peer is disconnected. Records carry a per-(source,
-// folder) sequence number, and a backup that sees a gap pulls the missing
-// range over ProtoSync.
+// bursts and while a peer is disconnected, and it validates messages on
+// several workers, so even one source's messages may arrive out of order.
+// Records carry a per-(source, folder) sequence number; a backup orders
+// them and pulls a missing range over ProtoSync. A member that just
+// connected enters the source's gossipsub mesh at the next heartbeat
+// (about a second later) and misses what is published before:
+// Topic.WaitPeer tells when it is in.
 //
 // A Topic subscribes when it is joined, so messages that arrive before the
 // first Next are kept, up to 256; beyond that gossipsub drops them
 // (metric vigil_mesh_pubsub_messages_dropped_total{reason="subscriber_full"}).
 //
-// Messages carried on folder topics (payload = one frame body, see below,
-// the first byte being the message type):
+// Messages carried on folder topics (each payload is one message encoded
+// by package node; mesh does not look inside):
 //
-//	(defined by package node; listed here by the integrator)
+//	type  name   content
+//	----  -----  ------------------------------------------------------
+//	(see package node)
 //
 // # Protocols
 //
@@ -81,7 +89,12 @@
 //	                    has applied (durably), so the source can truncate
 //	                    its journal.
 //
-// Every message on a stream is one frame.
+// Every message on a stream is one frame; its type byte says which
+// message it is:
+//
+//	type  protocol  name   content
+//	----  --------  -----  ---------------------------------------------
+//	(see package node)
 //
 // # Frames
 //

@@ -1,6 +1,9 @@
 package mesh
 
 import (
+	"sync"
+	"time"
+
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -12,7 +15,30 @@ import (
 // refused before any packet is sent, inbound connections right after the
 // security handshake has authenticated the remote peer (before a muxer is
 // negotiated, so no stream can exist).
-type gater struct{ m *Mesh }
+type gater struct {
+	m *Mesh
+
+	mu     sync.Mutex
+	logged map[peer.ID]time.Time // last Info log of a refusal, per peer
+}
+
+// refusalLogEvery limits the Info log of refused connections to one per
+// peer per period (a misconfigured peer redials every few seconds).
+const refusalLogEvery = time.Minute
+
+func (g *gater) shouldLog(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := time.Now()
+	if last, ok := g.logged[p]; ok && now.Sub(last) < refusalLogEvery {
+		return false
+	}
+	if g.logged == nil || len(g.logged) > 1000 {
+		g.logged = make(map[peer.ID]time.Time)
+	}
+	g.logged[p] = now
+	return true
+}
 
 var _ connmgr.ConnectionGater = (*gater)(nil)
 
@@ -45,8 +71,10 @@ func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network
 		label = "outbound"
 	}
 	g.m.met.gaterRefused.WithLabelValues(label).Inc()
-	g.m.log.Info("refused connection from peer not in the allow-list",
-		"peer", p, "remote_addr", addrs.RemoteMultiaddr(), "direction", label)
+	if g.shouldLog(p) {
+		g.m.log.Info("refused connection with peer not in the allow-list",
+			"peer", p, "remote_addr", addrs.RemoteMultiaddr(), "direction", label)
+	}
 	return false
 }
 

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -64,6 +65,31 @@ type agent struct {
 
 	barrier chan chan uint64
 	rescan  chan struct{}
+
+	// recentMoves are directories renamed in the last moveMemory: events
+	// queued under a directory's old name before the watcher followed the
+	// rename are looked up under the new name too.
+	recentMoves []dirMove
+}
+
+type dirMove struct {
+	from, to string
+	at       time.Time
+}
+
+const moveMemory = 5 * time.Second
+
+// movedPath translates p through the recent directory renames, or returns
+// "" when none applies.
+func (a *agent) movedPath(p string) string {
+	out := ""
+	for _, m := range a.recentMoves {
+		if p == m.from || strings.HasPrefix(p, m.from+"/") {
+			p = m.to + p[len(m.from):]
+			out = p
+		}
+	}
+	return out
 }
 
 // backupState is what the source knows of one backup of a folder.
@@ -328,6 +354,9 @@ func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 			return
 		}
 		obs[rel] = nil
+		if np := a.movedPath(rel); np != "" {
+			a.observe(ctx, np, obs)
+		}
 		if prev != nil {
 			a.files.walk(rel, func(d *baseline.Entry) {
 				if _, ok := obs[d.Path]; !ok {
@@ -360,6 +389,29 @@ func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 	}
 }
 
+// consistent fixes up observations made while the tree changed under
+// them: a path seen present below a directory seen absent (the directory
+// was renamed or removed between the two looks) is taken as absent too;
+// the events for its new location arrive in a later batch.
+func consistent(obs map[string]*baseline.Entry) {
+	keys := make([]string, 0, len(obs))
+	for p := range obs {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	for _, p := range keys {
+		if obs[p] == nil {
+			continue
+		}
+		for q := parentOf(p); q != ""; q = parentOf(q) {
+			if e, seen := obs[q]; seen && (e == nil || e.Kind != baseline.KindDir) {
+				obs[p] = nil
+				break
+			}
+		}
+	}
+}
+
 // capture examines paths (or the whole folder) against the index, turns
 // the differences into change records, journals them, updates the index
 // and publishes the records.
@@ -380,6 +432,13 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 			}
 		}
 	} else {
+		keep := a.recentMoves[:0]
+		for _, m := range a.recentMoves {
+			if time.Since(m.at) < moveMemory {
+				keep = append(keep, m)
+			}
+		}
+		a.recentMoves = keep
 		for _, p := range paths {
 			a.observe(ctx, p, obs)
 		}
@@ -392,6 +451,7 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	consistent(obs)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -419,6 +479,13 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 	}
 
 	changes, dirty := a.diff(obs)
+	if a.log.Enabled(ctx, slog.LevelDebug) {
+		var cs []string
+		for _, c := range changes {
+			cs = append(cs, c.Op.String()+" "+c.Path+" "+c.To)
+		}
+		a.log.Debug("batch", "paths", strings.Join(paths, ","), "full", full, "changes", strings.Join(cs, ","))
+	}
 	if len(changes) == 0 {
 		return nil
 	}
@@ -456,6 +523,23 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 		}
 	}
 	if len(gone) > 0 {
+		// A directory renamed in this batch moves the index entries below
+		// it: later lookups of their old paths are translated.
+		moved := make(map[string]string)
+		translate := func(p string) string {
+			for i := 0; i <= len(moved); i++ {
+				changed := false
+				for from, to := range moved {
+					if p == from || strings.HasPrefix(p, from+"/") {
+						p, changed = to+p[len(from):], true
+					}
+				}
+				if !changed {
+					break
+				}
+			}
+			return p
+		}
 		for _, p := range keys {
 			cur := obs[p]
 			if cur == nil || cur.Inode == 0 {
@@ -464,12 +548,13 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 			if prev := a.files.get(p); prev != nil && prev.Kind == cur.Kind {
 				continue
 			}
-			from, ok := gone[ino{cur.Dev, cur.Inode}]
+			orig, ok := gone[ino{cur.Dev, cur.Inode}]
 			if !ok {
 				continue
 			}
+			from := translate(orig)
 			src := a.files.get(from)
-			if src == nil || src.Kind != cur.Kind {
+			if src == nil || src.Kind != cur.Kind || from == p {
 				continue
 			}
 			delete(gone, ino{cur.Dev, cur.Inode})
@@ -477,12 +562,31 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 				a.locs.drop(e)
 				dirty[e.Path] = true
 			})
-			moved := a.files.rename(from, p)
-			for _, e := range moved {
+			moved2 := a.files.rename(from, p)
+			for _, e := range moved2 {
 				a.locs.add(e)
 			}
-			mark(moved)
+			mark(moved2)
+			if cur.Kind == baseline.KindDir {
+				moved[from] = p
+				a.recentMoves = append(a.recentMoves, dirMove{from: from, to: p, at: time.Now()})
+			}
 			changes = append(changes, &Change{Op: OpRename, Path: from, To: p})
+		}
+		// Entries that moved with a directory but are not on disk any more
+		// (the new directory was listed in full) are gone.
+		added := false
+		for _, to := range moved {
+			a.files.walk(to, func(e *baseline.Entry) {
+				if _, ok := obs[e.Path]; !ok {
+					obs[e.Path] = nil
+					keys = append(keys, e.Path)
+					added = true
+				}
+			})
+		}
+		if added {
+			sort.Strings(keys)
 		}
 	}
 

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +37,15 @@ type testNode struct {
 	done   chan error
 	opts   []Option
 }
+
+var currentNodes map[string]*testNode
+
+var testLogLevel = func() slog.Level {
+	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}()
 
 // cluster builds nodes that know each other as peers, on loopback.
 type cluster struct {
@@ -64,6 +77,7 @@ func shortTempDir(t *testing.T) string {
 func newCluster(t *testing.T, names ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, nodes: make(map[string]*testNode)}
+	currentNodes = c.nodes
 	for _, name := range names {
 		home := shortTempDir(t)
 		id, err := mesh.GenerateKey(filepath.Join(home, KeyFile))
@@ -109,7 +123,7 @@ func (tn *testNode) start() {
 	if err := tn.cfg.Validate(); err != nil {
 		tn.t.Fatalf("config of %s: %v", tn.name, err)
 	}
-	logger := slog.New(slog.NewTextHandler(testLogWriter{tn.t, tn.name}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := slog.New(slog.NewTextHandler(testLogWriter{tn.t, tn.name}, &slog.HandlerOptions{Level: testLogLevel}))
 	n, err := New(tn.cfg, append([]Option{WithLogger(logger)}, tn.opts...)...)
 	if err != nil {
 		tn.t.Fatalf("start %s: %v", tn.name, err)
@@ -247,6 +261,22 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func requireSame(t *testing.T, src, dst string) {
 	t.Helper()
 	if d := treeDiff(src, dst); len(d) > 0 {
+		for _, tn := range currentNodes {
+			if tn.n == nil {
+				continue
+			}
+			for _, a := range tn.n.agents {
+				a.mu.RLock()
+				for _, x := range d {
+					for _, w := range strings.Fields(x) {
+						if e := a.files.get(w); e != nil {
+							t.Logf("source index has %s: %+v", w, *e)
+						}
+					}
+				}
+				a.mu.RUnlock()
+			}
+		}
 		if len(d) > 20 {
 			d = d[:20]
 		}
@@ -300,3 +330,173 @@ func TestMain(m *testing.M) {
 }
 
 var _ = errors.New
+
+// randomWorkload applies n seeded random operations to dir: creates,
+// in-place modifications, appends, truncations, inserts, deletes, file and
+// directory renames, chmods, mtime changes, symlinks, mkdir and rmdir.
+func randomWorkload(t *testing.T, dir string, seed uint64, n int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var files, dirs []string
+	dirs = append(dirs, "")
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	data := func(k int) []byte {
+		b := make([]byte, k)
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		return b
+	}
+	abs := func(rel string) string { return filepath.Join(dir, filepath.FromSlash(rel)) }
+	for i := 0; i < n; i++ {
+		switch op := rng.IntN(13); {
+		case op < 3 || len(files) == 0: // create
+			p := path.Join(pick(dirs), fmt.Sprintf("f%d.bin", i))
+			writeFile(t, abs(p), data(rng.IntN(70000)), 0o644)
+			files = append(files, p)
+		case op == 3: // modify in place
+			p := pick(files)
+			if f, err := os.OpenFile(abs(p), os.O_WRONLY, 0); err == nil {
+				f.WriteAt(data(100+rng.IntN(5000)), int64(rng.IntN(20000)))
+				f.Close()
+			}
+		case op == 4: // append
+			if f, err := os.OpenFile(abs(pick(files)), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+				f.Write(data(rng.IntN(9000)))
+				f.Close()
+			}
+		case op == 5: // truncate
+			os.Truncate(abs(pick(files)), int64(rng.IntN(3000)))
+		case op == 6: // insert in the middle
+			p := pick(files)
+			if b, err := os.ReadFile(abs(p)); err == nil {
+				at := rng.IntN(len(b) + 1)
+				nb := append(append(append([]byte{}, b[:at]...), data(1+rng.IntN(300))...), b[at:]...)
+				os.WriteFile(abs(p), nb, 0o644)
+			}
+		case op == 7: // delete
+			k := rng.IntN(len(files))
+			os.Remove(abs(files[k]))
+			files = append(files[:k], files[k+1:]...)
+		case op == 8: // rename a file
+			k := rng.IntN(len(files))
+			np := path.Join(pick(dirs), fmt.Sprintf("r%d.bin", i))
+			if os.Rename(abs(files[k]), abs(np)) == nil {
+				files[k] = np
+			}
+		case op == 9: // chmod / mtime
+			p := abs(pick(files))
+			if rng.IntN(2) == 0 {
+				os.Chmod(p, []fs.FileMode{0o600, 0o644, 0o755}[rng.IntN(3)])
+			} else {
+				ts := time.Unix(1600000000+int64(rng.IntN(100000000)), int64(rng.IntN(1e9)))
+				os.Chtimes(p, ts, ts)
+			}
+		case op == 10: // mkdir
+			d := path.Join(pick(dirs), fmt.Sprintf("d%d", i))
+			if os.MkdirAll(abs(d), 0o755) == nil {
+				dirs = append(dirs, d)
+			}
+		case op == 11: // symlink
+			os.Symlink(fmt.Sprintf("target-%d", i), abs(path.Join(pick(dirs), fmt.Sprintf("l%d", i))))
+		case op == 12: // rename or remove a whole directory
+			if len(dirs) < 2 {
+				continue
+			}
+			k := 1 + rng.IntN(len(dirs)-1)
+			old := dirs[k]
+			if rng.IntN(3) == 0 {
+				os.RemoveAll(abs(old))
+			} else {
+				nd := fmt.Sprintf("moved%d", i)
+				if os.Rename(abs(old), abs(nd)) != nil {
+					continue
+				}
+				for j := range files {
+					if strings.HasPrefix(files[j], old+"/") {
+						files[j] = nd + strings.TrimPrefix(files[j], old)
+					}
+				}
+				for j := range dirs {
+					if dirs[j] == old || strings.HasPrefix(dirs[j], old+"/") {
+						dirs[j] = nd + strings.TrimPrefix(dirs[j], old)
+					}
+				}
+				continue
+			}
+			var keepF, keepD []string
+			for _, f := range files {
+				if !strings.HasPrefix(f, old+"/") {
+					keepF = append(keepF, f)
+				}
+			}
+			for _, d := range dirs {
+				if d != old && !strings.HasPrefix(d, old+"/") {
+					keepD = append(keepD, d)
+				}
+			}
+			files, dirs = keepF, keepD
+		}
+		if rng.IntN(10) == 0 {
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond) // spread the workload in time, not a synchronisation
+		}
+	}
+}
+
+func TestClusterRandomWorkloadConvergesDespiteDroppedPubsubMessages(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	var dropped atomic.Int64
+	rng := rand.New(rand.NewPCG(7, 7))
+	var mu sync.Mutex
+	nas.opts = append(nas.opts, WithDropInbound(func(string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if rng.IntN(3) == 0 {
+			dropped.Add(1)
+			return true
+		}
+		return false
+	}))
+	writeFile(t, filepath.Join(src, "seed.txt"), []byte("seed"), 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("workload seed %d", seed)
+	randomWorkload(t, src, seed, 400)
+	lap.waitSynced(60 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+	if dropped.Load() == 0 {
+		t.Fatal("the test hook dropped no pubsub message: gap repair was not exercised")
+	}
+	t.Logf("pubsub messages dropped: %d", dropped.Load())
+}
+
+func TestClusterTargetRestartResumesWithoutRefetch(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	randomWorkload(t, src, 1, 150)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+	nas.stop()
+	randomWorkload(t, src, 2, 150)
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+	lap.stop()
+	nas.stop()
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+	if got := nas.n.Status().Replicas[0].ChunksFetched; got != 0 {
+		t.Fatalf("after restarting both nodes the replica fetched %d chunks, want 0", got)
+	}
+}
