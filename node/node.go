@@ -213,6 +213,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	g.Go(func() error { return n.mesh.Run(ctx) })
+	g.Go(func() error { return n.runScrub(ctx) })
 	for _, a := range n.agents {
 		g.Go(func() error { return a.run(ctx) })
 	}

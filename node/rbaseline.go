@@ -97,7 +97,8 @@ func (r *replica) baseline(ctx context.Context) error {
 			s.Head = snap.Seq
 		}
 	})
-	ap := &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool)}
+	ap := newApplier(r)
+	ap.seq, ap.at = snap.Seq, start
 
 	want := make(map[string]*baseline.Entry, len(snap.Ents))
 	for i := range snap.Ents {
@@ -109,10 +110,9 @@ func (r *replica) baseline(ctx context.Context) error {
 			continue // went with its parent
 		}
 		if w := want[e.Path]; w == nil || w.Kind != e.Kind {
-			if err := r.rep.Remove(e.Path); err != nil {
+			if err := ap.removePath(e.Path); err != nil {
 				return err
 			}
-			ap.remove(e.Path)
 		}
 	}
 	// 2. directories and symlinks, parents first
@@ -174,6 +174,7 @@ func (r *replica) baseline(ctx context.Context) error {
 	if err := r.rep.SyncFS(); err != nil {
 		return err
 	}
+	ap.endChange()
 	now := time.Now()
 	err = r.n.db.Update(func(tx *store.Tx) error {
 		if err := ap.save(tx); err != nil {
@@ -297,9 +298,15 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		if len(group) == 0 {
 			return nil
 		}
+		for _, sf := range group {
+			if err := ap.keep(r.files.get(sf.e.Path), sf.e); err != nil {
+				return err
+			}
+		}
 		if err := r.rep.SyncFS(); err != nil {
 			return err
 		}
+		ap.preserved = false
 		for _, sf := range group {
 			if err := sf.st.Commit(); err != nil {
 				return err
@@ -318,6 +325,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		}
 		group, groupBytes = group[:0], 0
 		clear(stagedLocs)
+		ap.endChange()
 		if err := r.n.db.Update(func(tx *store.Tx) error { return ap.save(tx) }); err != nil {
 			return err
 		}
@@ -341,6 +349,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		}
 		if r.adopted(e) {
 			done += e.Size
+			ap.touch(e.Path)
 			continue
 		}
 		missing := false

@@ -50,6 +50,7 @@ type replica struct {
 	folder     string
 	retention  time.Duration
 	rep        *store.Replica
+	hist       *history
 	log        *slog.Logger
 	bucket     []string
 	metaBkt    []string
@@ -86,6 +87,7 @@ type replicaStatus struct {
 	Files       int
 	Bytes       int64
 	LastError   string
+	LastVerify  *VerifyReport // newest verify or scrub of this replica
 }
 
 func newReplica(n *Node, src peer.ID, srcName, folder string, retention time.Duration) (*replica, error) {
@@ -107,6 +109,10 @@ func newReplica(n *Node, src peer.ID, srcName, folder string, retention time.Dur
 		kick:     make(chan struct{}, 1),
 		ackKick:  make(chan struct{}, 1),
 		barrier:  make(chan chan struct{}),
+	}
+	r.hist, err = openHistory(n.cfg.DataPath(), src.String(), folder)
+	if err != nil {
+		return nil, fmt.Errorf("node: history of %s/%s: %w", srcName, folder, err)
 	}
 	if err := rep.CleanTemp(); err != nil {
 		r.log.Warn("clean temporary files", "err", err)
@@ -203,6 +209,9 @@ func (r *replica) run(ctx context.Context) error {
 	r.gap.Stop()
 	defer r.gap.Stop()
 
+	pruneEvery := min(max(r.retention/20, time.Second), time.Minute)
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
 	wait := retryBaseline
 	for ctx.Err() == nil {
 		if !r.status().BaselineOK {
@@ -235,6 +244,12 @@ func (r *replica) run(ctx context.Context) error {
 			r.pull(ctx)
 		case done := <-r.barrier:
 			close(done)
+		case now := <-prune.C:
+			if r.retention > 0 {
+				if err := r.pruneHistory(now); err != nil {
+					r.log.Error("prune history", "err", err)
+				}
+			}
 		}
 	}
 	return nil
@@ -443,7 +458,7 @@ func (r *replica) resetBaseline() {
 // are durable.
 func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
 	start := time.Now()
-	ap := &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool)}
+	ap := newApplier(r)
 	applied := r.status().Applied
 	var last wireRecord
 	var firstErr error
@@ -455,12 +470,15 @@ func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
 			break
 		}
 		c, err := DecodeChange(rec.Payload)
+		ap.seq, ap.at = rec.Seq, rec.Time
 		if err != nil {
 			r.log.Error("undecodable record from source; skipped", "seq", rec.Seq, "err", err)
 		} else if err := ap.apply(ctx, rec.Seq, c); err != nil {
 			firstErr = fmt.Errorf("node: apply record %d (%s %s) to replica %s/%s: %w", rec.Seq, c.Op, c.Path, r.sourceName, r.folder, err)
+			clear(ap.cur)
 			break
 		}
+		ap.endChange()
 		applied, last = rec.Seq, rec
 	}
 	if last.Seq == 0 {
@@ -583,11 +601,73 @@ type applier struct {
 	r     *replica
 	dirty map[string]bool // index rows to rewrite
 	dirs  map[string]bool // directories whose entries changed: fsync, restore mtime
+
+	// history: the change being applied, the paths it touched, and the
+	// versions the batch produced
+	seq       uint64
+	at        time.Time
+	cur       map[string]bool
+	versions  []Version
+	preserved bool
+}
+
+func newApplier(r *replica) *applier {
+	return &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool), cur: make(map[string]bool)}
 }
 
 func (ap *applier) touch(p string) {
 	ap.dirty[p] = true
 	ap.dirs[parentOf(p)] = true
+	ap.cur[p] = true
+}
+
+// endChange records the state of every path the current change touched as
+// a version at the change's seq and time.
+func (ap *applier) endChange() {
+	for p := range ap.cur {
+		ap.versions = append(ap.versions, Version{Path: p, Seq: ap.seq, Time: ap.at, Entry: ap.r.files.get(p)})
+	}
+	clear(ap.cur)
+}
+
+// keep copies the content of file e that next does not hold into the
+// history store before the replica's copy goes away.
+func (ap *applier) keep(e, next *baseline.Entry) error {
+	if e == nil || e.Kind != baseline.KindFile || ap.r.retention <= 0 {
+		return nil
+	}
+	if err := ap.r.hist.preserve(ap.r.rep, e, next); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			ap.r.log.Warn("replica file missing; its history is lost", "path", e.Path, "err", err)
+			return nil
+		}
+		var pe *store.PathError
+		if errors.As(err, &pe) {
+			return err
+		}
+		ap.r.log.Warn("history incomplete", "path", e.Path, "err", err)
+	}
+	ap.preserved = true
+	return nil
+}
+
+// removePath removes p and its subtree from the replica, keeping the
+// removed files' content in the history first.
+func (ap *applier) removePath(p string) error {
+	var errs []error
+	ap.r.files.walk(p, func(e *baseline.Entry) {
+		if err := ap.keep(e, nil); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := ap.r.rep.Remove(p); err != nil {
+		return err
+	}
+	ap.remove(p)
+	return nil
 }
 
 // skip reports whether a record at seq for p is older than a repair that
@@ -611,13 +691,17 @@ func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
 	}
 	switch c.Op {
 	case OpDelete:
-		if err := r.rep.Remove(c.Path); err != nil {
+		if err := ap.removePath(c.Path); err != nil {
 			return err
 		}
-		ap.remove(c.Path)
 	case OpRename:
 		if r.files.get(c.Path) == nil {
 			return ap.repair(ctx, c.To)
+		}
+		var errs []error
+		r.files.walk(c.To, func(e *baseline.Entry) { errs = append(errs, ap.keep(e, nil)) })
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
 		if err := r.rep.Rename(c.Path, c.To); err != nil {
 			return err
@@ -663,11 +747,15 @@ func (ap *applier) put(ctx context.Context, c *Change) error {
 	e := c.Entry
 	e.Path = c.Path
 	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
-		if err := r.rep.Remove(c.Path); err != nil {
+		if err := ap.removePath(c.Path); err != nil {
 			return err
 		}
-		ap.remove(c.Path)
 		prev = nil
+	}
+	if prev != nil && prev.Kind == baseline.KindFile && e.Kind != baseline.KindFile {
+		if err := ap.keep(prev, nil); err != nil {
+			return err
+		}
 	}
 	switch e.Kind {
 	case baseline.KindDir:
@@ -755,6 +843,9 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 		if err != nil {
 			return err
 		}
+	}
+	if err := ap.keep(prev, e); err != nil {
+		return err
 	}
 	src := newLocalReader(r)
 	defer src.close()
@@ -849,13 +940,12 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 		if r.files.get(s) == nil {
 			continue
 		}
-		if err := r.rep.Remove(s); err != nil {
+		if err := ap.removePath(s); err != nil {
 			return err
 		}
-		ap.remove(s)
 	}
 	if len(ents) == 0 {
-		if err := r.rep.Remove(p); err != nil {
+		if err := ap.removePath(p); err != nil {
 			return err
 		}
 	}
@@ -870,11 +960,15 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 			}
 		} else {
 			if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
-				if err := r.rep.Remove(e.Path); err != nil {
+				if err := ap.removePath(e.Path); err != nil {
 					return err
 				}
-				ap.remove(e.Path)
 				prev = nil
+			}
+			if prev != nil && prev.Kind == baseline.KindFile && e.Kind != baseline.KindFile {
+				if err := ap.keep(prev, nil); err != nil {
+					return err
+				}
 			}
 			switch e.Kind {
 			case baseline.KindDir:
@@ -956,6 +1050,14 @@ func (r *replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.E
 // (children changes moved them), then each touched directory fsynced.
 func (ap *applier) finish() error {
 	r := ap.r
+	if ap.preserved {
+		// history chunks are written without fsync: make them durable
+		// before the versions that need them are committed
+		if err := r.rep.SyncFS(); err != nil {
+			return err
+		}
+		ap.preserved = false
+	}
 	dirs := make([]string, 0, len(ap.dirs))
 	for d := range ap.dirs {
 		dirs = append(dirs, d)
@@ -980,6 +1082,12 @@ func (ap *applier) finish() error {
 }
 
 func (ap *applier) save(tx *store.Tx) error {
+	if ap.r.retention > 0 {
+		if err := ap.r.hist.save(tx, ap.versions); err != nil {
+			return err
+		}
+	}
+	ap.versions = ap.versions[:0]
 	for p := range ap.dirty {
 		if e := ap.r.files.get(p); e != nil {
 			if err := tx.Put(ap.r.bucket, []byte(p), encodeIndexEntry(e)); err != nil {

@@ -40,20 +40,22 @@ type FolderReport struct {
 
 // ReplicaReport is one replica held for another node.
 type ReplicaReport struct {
-	Source             string  `json:"source"`
-	SourceName         string  `json:"source_name"`
-	Folder             string  `json:"folder"`
-	Path               string  `json:"path"`
-	State              string  `json:"state"`
-	Files              int     `json:"files"`
-	Bytes              int64   `json:"bytes"`
-	AppliedSeq         uint64  `json:"applied_seq"`
-	HeadSeq            uint64  `json:"head_seq"`
-	BaselineDoneBytes  int64   `json:"baseline_done_bytes"`
-	BaselineTotalBytes int64   `json:"baseline_total_bytes"`
-	ChunksFetched      int64   `json:"chunks_fetched"`
-	LastError          string  `json:"last_error,omitempty"`
-	RetentionHours     float64 `json:"retention_hours"`
+	Source             string        `json:"source"`
+	SourceName         string        `json:"source_name"`
+	Folder             string        `json:"folder"`
+	Path               string        `json:"path"`
+	State              string        `json:"state"`
+	Files              int           `json:"files"`
+	Bytes              int64         `json:"bytes"`
+	AppliedSeq         uint64        `json:"applied_seq"`
+	HeadSeq            uint64        `json:"head_seq"`
+	BaselineDoneBytes  int64         `json:"baseline_done_bytes"`
+	BaselineTotalBytes int64         `json:"baseline_total_bytes"`
+	ChunksFetched      int64         `json:"chunks_fetched"`
+	LastError          string        `json:"last_error,omitempty"`
+	RetentionHours     float64       `json:"retention_hours"`
+	HistoryBytes       int64         `json:"history_bytes"`
+	LastVerify         *VerifyReport `json:"last_verify,omitempty"` // newest verify or background scrub
 }
 
 // Status reports the node's peers, folders and replicas.
@@ -85,7 +87,9 @@ func (n *Node) Status() StatusReport {
 		rr := ReplicaReport{Source: r.source.String(), SourceName: r.sourceName, Folder: r.folder,
 			Path: filepath.Clean(r.rep.Root()), Files: st.Files, Bytes: st.Bytes, AppliedSeq: st.Applied,
 			HeadSeq: max(st.Head, st.Applied), BaselineDoneBytes: st.DoneBytes, BaselineTotalBytes: st.TotalBytes,
-			ChunksFetched: r.fetchedChunks.Load(), LastError: st.LastError, RetentionHours: r.retention.Hours()}
+			ChunksFetched: r.fetchedChunks.Load(), LastError: st.LastError, RetentionHours: r.retention.Hours(),
+			LastVerify: st.LastVerify}
+		rr.HistoryBytes, _ = r.hist.chunks.Size()
 		for _, p := range lag.Pairs {
 			if p.Source == rr.Source && p.Folder == rr.Folder && p.Target == s.ID {
 				rr.State = p.State

@@ -60,15 +60,23 @@ const (
 // is fsynced, so a crash never leaves a partial chunk under its final name;
 // OpenFileChunks empties dir/.tmp/.
 type FileChunks struct {
-	dir   string
+	dir    string
+	noSync bool
 	size  atomic.Int64
 	locks [chunkStripes]sync.Mutex // per-CID serialisation of Put/Delete
 }
 
+// ChunkOption changes how a FileChunks store writes.
+type ChunkOption func(*FileChunks)
+
+// NoSync makes Put skip its fsyncs: the caller makes many chunks durable
+// at once (syncfs, see Replica.SyncFS) before it relies on them.
+func NoSync() ChunkOption { return func(s *FileChunks) { s.noSync = true } }
+
 // OpenFileChunks opens (creating, mode 0700) the chunk store in dir, removes
 // temporary files left by a crash and sums the size of the stored chunks
 // (a walk of the store, proportional to the number of chunks).
-func OpenFileChunks(dir string) (*FileChunks, error) {
+func OpenFileChunks(dir string, opts ...ChunkOption) (*FileChunks, error) {
 	dir = filepath.Clean(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &PathError{Op: "open chunks", Path: dir, Err: err}
@@ -81,6 +89,9 @@ func OpenFileChunks(dir string) (*FileChunks, error) {
 		return nil, &PathError{Op: "open chunks", Path: tmp, Err: err}
 	}
 	s := &FileChunks{dir: dir}
+	for _, o := range opts {
+		o(s)
+	}
 	var total int64
 	err := s.walk(func(_ cid.Cid, size int64) error {
 		total += size
@@ -176,8 +187,10 @@ func (s *FileChunks) Put(c cid.Cid, data []byte) error {
 	if _, err := f.Write(data); err != nil {
 		return &PathError{Op: "write chunk", Path: tmp, Err: err}
 	}
-	if err := f.Sync(); err != nil {
-		return &PathError{Op: "sync chunk", Path: tmp, Err: err}
+	if !s.noSync {
+		if err := f.Sync(); err != nil {
+			return &PathError{Op: "sync chunk", Path: tmp, Err: err}
+		}
 	}
 	if err := f.Close(); err != nil {
 		return &PathError{Op: "close chunk", Path: tmp, Err: err}
@@ -187,6 +200,9 @@ func (s *FileChunks) Put(c cid.Cid, data []byte) error {
 	}
 	ok = true
 	s.size.Add(int64(len(data)))
+	if s.noSync {
+		return nil
+	}
 	if err := syncDir(dir); err != nil {
 		return &PathError{Op: "sync chunk dir", Path: dir, Err: err}
 	}
