@@ -72,9 +72,13 @@
 // Messages carried on folder topics (each payload is one message encoded
 // by package node; mesh does not look inside):
 //
-//	type  name   content
-//	----  -----  ------------------------------------------------------
-//	(see package node)
+//	type  name       content
+//	----  ---------  --------------------------------------------------
+//	0x01  record     seq, unix nanos, change record (up to 256 KiB)
+//	0x02  announce   seq, unix nanos: record too large, pull it
+//	0x03  heartbeat  head seq, every 500 ms
+//
+// (encodings: package node, doc.go)
 //
 // # Protocols
 //
@@ -92,9 +96,25 @@
 // Every message on a stream is one frame; its type byte says which
 // message it is:
 //
-//	type  protocol  name   content
-//	----  --------  -----  ---------------------------------------------
-//	(see package node)
+//	type  protocol  name              content
+//	----  --------  ----------------  -----------------------------------
+//	0x01  sync      snapshot request  folder
+//	0x02  sync      chunks request    folder, CIDs (pipelined)
+//	0x03  sync      journal request   folder, from seq
+//	0x04  sync      path request      folder, path
+//	0x81  sync      snapshot head     seq, entry count, total bytes
+//	0x82  sync      entries           count, entries
+//	0x83  sync      chunk             chunk bytes (in request order)
+//	0x84  sync      chunk missing     (empty)
+//	0x85  sync      record            seq, unix nanos, change record
+//	0x86  sync      compacted         first retained seq
+//	0x87  sync      path head         seq the entries are current at
+//	0x8E  sync      end               head seq
+//	0x8F  sync      error             message
+//	0x10  ack       ack               folder, applied seq, baseline
+//	                                  state and progress, applied time
+//
+// (encodings: package node, doc.go)
 //
 // # Frames
 //
