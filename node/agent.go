@@ -137,7 +137,9 @@ func newAgent(n *Node, fc *FolderConfig) (*agent, error) {
 		sync = journal.SyncNone
 	}
 	jdir := filepath.Join(n.cfg.DataPath(), "journal", fc.ID)
-	a.j, err = journal.Open(jdir, journal.WithSync(sync), journal.WithLogger(a.log),
+	// Segments small enough that the size cap can drop whole segments.
+	seg := min(max(n.cfg.Node.JournalMaxBytes/8, 4<<10), journal.DefaultSegmentSize)
+	a.j, err = journal.Open(jdir, journal.WithSync(sync), journal.WithLogger(a.log), journal.WithSegmentSize(seg),
 		journal.WithRegisterer(n.opts.registerer, map[string]string{"folder": fc.ID}))
 	if err != nil {
 		return nil, fmt.Errorf("node: folder %q: journal %s: %w", fc.ID, jdir, err)

@@ -500,3 +500,76 @@ func TestClusterTargetRestartResumesWithoutRefetch(t *testing.T) {
 		t.Fatalf("after restarting both nodes the replica fetched %d chunks, want 0", got)
 	}
 }
+
+func TestClusterChangesDuringBaselineAreAppliedAfterIt(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	rng := rand.New(rand.NewPCG(3, 3))
+	big := make([]byte, 40<<20)
+	for i := range big {
+		big[i] = byte(rng.UintN(256))
+	}
+	writeFile(t, filepath.Join(src, "big.bin"), big, 0o644)
+	for i := 0; i < 200; i++ {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("small/%03d", i)), big[i*1000:i*1000+5000], 0o644)
+	}
+	lap.start()
+	waitFor(t, 10*time.Second, "laptop ready", func() bool {
+		a := lap.n.agents[0]
+		select {
+		case <-a.readyCh:
+			return true
+		default:
+			return false
+		}
+	})
+	nas.start()
+	// change files while the baseline copies them, including the big one
+	waitFor(t, 20*time.Second, "baseline to start", func() bool {
+		return nas.n.Status().Replicas[0].BaselineTotalBytes > 0
+	})
+	f, err := os.OpenFile(filepath.Join(src, "big.bin"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		f.WriteAt([]byte(fmt.Sprintf("change %d", i)), int64(i)<<21)
+		writeFile(t, filepath.Join(src, fmt.Sprintf("small/%03d", i*7)), []byte(fmt.Sprintf("v%d", i)), 0o644)
+		os.Remove(filepath.Join(src, fmt.Sprintf("small/%03d", 199-i)))
+	}
+	f.Close()
+	lap.waitSynced(60 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+}
+
+func TestClusterBackupBeyondJournalCapRebaselines(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	lap.cfg.Node.JournalMaxBytes = 64 << 10
+	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	nas.stop()
+	// far more than the cap while the backup is away
+	for i := 0; i < 60; i++ {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), bytes.Repeat([]byte{byte(i)}, 8<<10+i), 0o644)
+		if i%10 == 9 {
+			if err := lap.n.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lap.n.Sync(context.Background())
+	waitFor(t, 20*time.Second, "journal compacted past the backup", func() bool {
+		a := lap.n.agents[0]
+		return a.j.First() > 2
+	})
+	nas.start()
+	lap.waitSynced(60 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+}
