@@ -127,7 +127,9 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		pubsub.WithPeerExchange(false),
 		pubsub.WithMaxMessageSize(MaxMessageSize+rpcOverhead),
 		pubsub.WithRawTracer(&pubsubTracer{met: m.met, graft: m.graft}),
-		pubsub.WithLogger(m.log.With("component", "pubsub")),
+		// gossipsub's own warnings are about its connection-manager tags,
+		// which this host does not use: keep its errors only
+		pubsub.WithLogger(slog.New(minLevel{m.log.Handler(), slog.LevelError}).With("component", "pubsub")),
 	)
 	if err != nil {
 		sub.Close()
@@ -409,4 +411,22 @@ func (m *Mesh) eventLoop(sub event.Subscription) {
 			update(ev.Peer, ev.Connectedness == network.Connected)
 		}
 	}
+}
+
+// minLevel is a slog handler that drops records below a level.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
 }
