@@ -83,6 +83,7 @@ type Node struct {
 	started time.Time
 
 	closeOnce sync.Once
+	runMu     sync.Mutex // guards cancel
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -200,7 +201,14 @@ func (n *Node) Addrs() []multiaddr.Multiaddr { return n.mesh.Addrs() }
 // Run runs the node until ctx is cancelled or a component fails.
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	n.runMu.Lock()
+	if n.cancel != nil {
+		n.runMu.Unlock()
+		cancel()
+		return errors.New("node: Run called twice")
+	}
 	n.cancel = cancel
+	n.runMu.Unlock()
 	defer close(n.done)
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
@@ -233,8 +241,11 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
-		if n.cancel != nil {
-			n.cancel()
+		n.runMu.Lock()
+		cancel := n.cancel
+		n.runMu.Unlock()
+		if cancel != nil {
+			cancel()
 			<-n.done
 		}
 		for _, a := range n.agents {
