@@ -73,7 +73,15 @@ func (m *Mesh) keepConnected(ctx context.Context, id peer.ID) {
 	log := m.log.With("peer", id, "name", m.PeerName(id))
 	delay := minRedial
 	var wait time.Duration
+	var dialed time.Time // when our last successful dial returned
 	for ctx.Err() == nil {
+		if !dialed.IsZero() && !m.Connected(id) && time.Since(dialed) < stableConn {
+			// The connection we made did not last (the peer refused us
+			// after the handshake, or dropped at once): back off as after
+			// a failed dial instead of redialing at once.
+			wait, delay = jitter(delay), min(2*delay, maxRedial)
+		}
+		dialed = time.Time{}
 		if m.Connected(id) {
 			since := time.Now()
 			m.ping(ctx, id)
@@ -97,7 +105,13 @@ func (m *Mesh) keepConnected(ctx context.Context, id peer.ID) {
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		err := m.host.Connect(dctx, peer.AddrInfo{ID: id})
 		cancel()
-		if err == nil || ctx.Err() != nil {
+		if err == nil {
+			dialed = time.Now()
+			// give identify a moment before judging the connection
+			m.sleep(ctx, id, kick, 50*time.Millisecond)
+			continue
+		}
+		if ctx.Err() != nil {
 			continue
 		}
 		wait = jitter(delay)

@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
 	}
 
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(256))
+	sub, err := h.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtPeerIdentificationCompleted)}, eventbus.BufSize(256))
 	if err != nil {
 		return fail(fmt.Errorf("mesh: subscribe to connection events: %w", err))
 	}
@@ -242,7 +242,14 @@ func (m *Mesh) PeerName(id peer.ID) string { return m.peers[id].Name }
 
 // Connected reports whether there is an open connection to id.
 func (m *Mesh) Connected(id peer.ID) bool {
-	return m.host.Network().Connectedness(id) == network.Connected
+	if m.host.Network().Connectedness(id) != network.Connected {
+		return false
+	}
+	// A peer whose gater refuses us still completes the TLS handshake
+	// before it closes the connection: count a peer as connected only once
+	// it has answered identify (its protocols are known).
+	ps, err := m.host.Peerstore().GetProtocols(id)
+	return err == nil && len(ps) > 0
 }
 
 // WaitConnected blocks until id is connected, ctx is done or the mesh is
@@ -294,7 +301,9 @@ func (m *Mesh) Peers() []PeerStatus {
 	for _, p := range m.cfg.Peers {
 		st := PeerStatus{ID: p.ID, Name: p.Name, Connected: m.Connected(p.ID)}
 		for _, c := range m.host.Network().ConnsToPeer(p.ID) {
-			st.Addrs = append(st.Addrs, c.RemoteMultiaddr())
+			if !slices.ContainsFunc(st.Addrs, c.RemoteMultiaddr().Equal) {
+				st.Addrs = append(st.Addrs, c.RemoteMultiaddr())
+			}
 		}
 		st.RTT = m.host.Peerstore().LatencyEWMA(p.ID)
 		out = append(out, st)
@@ -407,8 +416,13 @@ func (m *Mesh) eventLoop(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			update(ev.Peer, ev.Connectedness == network.Connected)
+			// connected = connection up and identify done (see Connected)
+			switch ev := e.(type) {
+			case event.EvtPeerConnectednessChanged:
+				update(ev.Peer, ev.Connectedness == network.Connected && m.Connected(ev.Peer))
+			case event.EvtPeerIdentificationCompleted:
+				update(ev.Peer, m.Connected(ev.Peer))
+			}
 		}
 	}
 }

@@ -65,8 +65,12 @@ func TestTwoMeshesExchangeFramesOverTLSStream(t *testing.T) {
 		t.Fatalf("got frame (%d, %q), want (11, %q)", typ, payload, "snapshot please")
 	}
 
-	if !a.Connected(b.ID()) || !b.Connected(a.ID()) {
-		t.Fatal("peers not connected after a stream exchange")
+	// connected means identified too: that completes asynchronously
+	if err := a.WaitConnected(ctxTimeout(t, 10*time.Second), b.ID()); err != nil {
+		t.Fatalf("a does not see b connected after a stream exchange: %v", err)
+	}
+	if err := b.WaitConnected(ctxTimeout(t, 10*time.Second), a.ID()); err != nil {
+		t.Fatalf("b does not see a connected after a stream exchange: %v", err)
 	}
 	if got := a.PeerName(b.ID()); got != "n1" {
 		t.Errorf("PeerName = %q, want n1", got)

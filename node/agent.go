@@ -151,6 +151,7 @@ func newAgent(n *Node, fc *FolderConfig) (*agent, error) {
 	a.w, err = NewWatcher(a.root, WatchOptions{
 		Quiet: time.Duration(n.cfg.Node.QuietPeriod), MaxDelay: time.Duration(n.cfg.Node.MaxDelay),
 		Ignore: ign, Logger: n.log.With("folder", fc.ID),
+		MarkerDir: filepath.Join(n.cfg.DataPath(), "watch", fc.ID),
 	})
 	if err != nil {
 		a.j.Close()

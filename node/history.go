@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -74,8 +73,9 @@ func encodeVersion(v *Version) []byte {
 // decodeVersion decodes a version row.
 func decodeVersion(k, val []byte) (Version, error) {
 	var v Version
-	i := bytes.LastIndexByte(k, 0)
-	if i < 0 || len(k)-i != 9 || len(val) < 9 {
+	// key = path, 0x00, 8-byte seq (paths never hold 0x00; the seq may)
+	i := len(k) - 9
+	if i < 1 || k[i] != 0 || len(val) < 9 {
 		return v, fmt.Errorf("node: bad history row %q", k)
 	}
 	v.Path = string(k[:i])

@@ -64,6 +64,8 @@ const (
 	watchDrainIdle = 2 * time.Millisecond
 	// watchDrainMax bounds a Flush's drain under a continuous event stream.
 	watchDrainMax = 100 * time.Millisecond
+	// watchMarkerMax bounds the wait for a Flush marker's event.
+	watchMarkerMax = 5 * time.Second
 
 	watchFixWatches   = "sysctl fs.inotify.max_user_watches=524288"
 	watchFixInstances = "sysctl fs.inotify.max_user_instances=1024"
@@ -115,6 +117,12 @@ type WatchOptions struct {
 	Ignore pathFilter
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// MarkerDir, when set, is a private directory outside the folder that
+	// the watcher also watches: Flush creates a marker file there and
+	// waits for its event, so every event the kernel queued before the
+	// Flush has been read (the inotify queue is ordered). Without it,
+	// Flush waits until no event arrived for a short idle time.
+	MarkerDir string
 }
 
 // Batch is a set of settled paths for the agent to examine.
@@ -140,6 +148,8 @@ type Watcher struct {
 
 	out      chan Batch
 	flushReq chan chan struct{}
+	marker   string // MarkerDir, "" when not used
+	markerN  int
 	ready    chan struct{} // closed once the initial watches are in place
 	done     chan struct{} // closed when Run returns
 	started  atomic.Bool
@@ -220,6 +230,7 @@ func NewWatcher(root string, opts WatchOptions) (*Watcher, error) {
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 		newFS:    fsnotify.NewWatcher,
+		marker:   opts.MarkerDir,
 	}
 	w.addWatch = func(p string) error {
 		if w.fsw == nil {
@@ -319,6 +330,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if w.fsw != nil {
 		evC, errC = w.fsw.Events, w.fsw.Errors
 	}
+	if w.marker != "" {
+		if w.fsw == nil || os.MkdirAll(w.marker, 0o700) != nil || w.fsw.Add(w.marker) != nil {
+			w.marker = "" // fall back to the idle drain
+		} else {
+			defer w.fsw.Remove(w.marker)
+		}
+	}
+	awaitMarker := "" // marker file a Flush waits for
 	var (
 		ticker     *time.Ticker
 		pollC      <-chan time.Time
@@ -359,8 +378,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 				evC = nil
 				continue
 			}
+			if w.marker != "" && filepath.Dir(ev.Name) == w.marker {
+				if ev.Name == awaitMarker && ev.Has(fsnotify.Create) {
+					// every event queued before the marker has been read
+					awaitMarker = ""
+					os.Remove(ev.Name)
+					drainTimer.Reset(0)
+				}
+				continue
+			}
 			w.handleEvent(ev, time.Now())
-			if draining && time.Since(drainStart) < watchDrainMax {
+			if draining && awaitMarker == "" && time.Since(drainStart) < watchDrainMax {
 				drainTimer.Reset(watchDrainIdle)
 			}
 
@@ -383,9 +411,26 @@ func (w *Watcher) Run(ctx context.Context) error {
 				draining, drainStart = true, time.Now()
 			}
 			drainWait = append(drainWait, reply)
+			if awaitMarker != "" {
+				continue // the pending marker covers this Flush too
+			}
+			if w.marker != "" {
+				w.markerN++
+				name := filepath.Join(w.marker, fmt.Sprintf("flush-%d-%d", os.Getpid(), w.markerN))
+				if err := os.WriteFile(name, nil, 0o600); err == nil {
+					awaitMarker = name
+					drainTimer.Reset(watchMarkerMax)
+					continue
+				}
+			}
 			drainTimer.Reset(watchDrainIdle)
 
 		case <-drainTimer.C:
+			if awaitMarker != "" {
+				w.log.Warn("flush marker event not seen in time; flushing what is pending", "marker", awaitMarker)
+				os.Remove(awaitMarker)
+				awaitMarker = ""
+			}
 			draining = false
 			w.pollAll(time.Now())
 			w.promoteAll()
