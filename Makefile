@@ -26,11 +26,11 @@ fmt:
 
 ## bench-baseline: initial copy of a folder, vigil against rsync (see docs/benchmarks.md)
 bench-baseline:
-	$(GO) run ./cmd/vigil-bench baseline
+	$(GO) run ./cmd/vigil-bench baseline $(BENCHFLAGS)
 
 ## bench-live: replication lag of live changes (see docs/benchmarks.md)
 bench-live:
-	$(GO) run ./cmd/vigil-bench live
+	$(GO) run ./cmd/vigil-bench live $(BENCHFLAGS)
 
 ## fuzz: run every Fuzz target of every package for $(FUZZTIME) each
 fuzz:

@@ -188,8 +188,8 @@ func (a *agent) load() error {
 			}
 			d := decoder{b: v}
 			st.Applied = d.uvarint()
-			st.AppliedAt = time.Unix(0, d.varint())
-			st.AckedAt = time.Unix(0, d.varint())
+			st.AppliedAt = fromNanos(d.varint())
+			st.AckedAt = fromNanos(d.varint())
 			st.Baseline = d.byte() == 1
 			return nil
 		})
@@ -844,8 +844,8 @@ func (a *agent) onAck(from peer.ID, ak *ack) {
 		st.Reset = false
 	}
 	v := u64(st.Applied)
-	v = binary.AppendVarint(v, st.AppliedAt.UnixNano())
-	v = binary.AppendVarint(v, st.AckedAt.UnixNano())
+	v = binary.AppendVarint(v, nanos(st.AppliedAt))
+	v = binary.AppendVarint(v, nanos(st.AckedAt))
 	if st.Baseline {
 		v = append(v, 1)
 	} else {

@@ -72,7 +72,7 @@ func (a *ack) encode() []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(a.DoneBytes))
 	b = binary.AppendUvarint(b, uint64(a.TotalBytes))
-	b = binary.AppendVarint(b, a.AppliedAt.UnixNano())
+	b = binary.AppendVarint(b, nanos(a.AppliedAt))
 	return b
 }
 
@@ -80,7 +80,7 @@ func decodeAck(b []byte) (*ack, error) {
 	d := decoder{b: b}
 	a := &ack{Folder: d.string(), Applied: d.uvarint(), Baseline: d.byte() == 1,
 		DoneBytes: int64(d.uvarint() & (1<<62 - 1)), TotalBytes: int64(d.uvarint() & (1<<62 - 1))}
-	a.AppliedAt = time.Unix(0, d.varint())
+	a.AppliedAt = fromNanos(d.varint())
 	if d.err != nil {
 		return nil, d.fail()
 	}
@@ -186,3 +186,19 @@ func decodeFolderSeq(b []byte) (string, uint64, error) {
 type remoteError struct{ msg string }
 
 func (e *remoteError) Error() string { return "remote: " + e.msg }
+
+// nanos is t in unix nanoseconds, 0 for the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromNanos inverts nanos.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}

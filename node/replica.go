@@ -140,10 +140,10 @@ func (r *replica) load() error {
 		r.st.Applied = store.FromU64(tx.Get(r.metaBkt, []byte(keyApplied)))
 		r.st.Head = r.st.Applied
 		if v := tx.Get(r.metaBkt, []byte(keyAppliedAt)); v != nil {
-			r.st.AppliedAt = time.Unix(0, int64(store.FromU64(v)))
+			r.st.AppliedAt = fromNanos(int64(store.FromU64(v)))
 		}
 		if v := tx.Get(r.metaBkt, []byte(keyRecordTime)); v != nil {
-			r.st.RecordTime = time.Unix(0, int64(store.FromU64(v)))
+			r.st.RecordTime = fromNanos(int64(store.FromU64(v)))
 		}
 		r.st.BaselineOK = tx.Get(r.metaBkt, []byte(keyBaselineOK)) != nil
 		r.st.Files, r.st.Bytes = r.files.len(), r.files.bytes
@@ -498,7 +498,7 @@ func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
 		if err := tx.Put(r.metaBkt, []byte(keyAppliedAt), store.U64(uint64(now.UnixNano()))); err != nil {
 			return err
 		}
-		return tx.Put(r.metaBkt, []byte(keyRecordTime), store.U64(uint64(last.Time.UnixNano())))
+		return tx.Put(r.metaBkt, []byte(keyRecordTime), store.U64(uint64(nanos(last.Time))))
 	})
 	if err != nil {
 		return fmt.Errorf("node: save replica state %s/%s: %w", r.sourceName, r.folder, err)

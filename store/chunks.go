@@ -62,8 +62,8 @@ const (
 type FileChunks struct {
 	dir    string
 	noSync bool
-	size  atomic.Int64
-	locks [chunkStripes]sync.Mutex // per-CID serialisation of Put/Delete
+	size   atomic.Int64
+	locks  [chunkStripes]sync.Mutex // per-CID serialisation of Put/Delete
 }
 
 // ChunkOption changes how a FileChunks store writes.

@@ -33,9 +33,14 @@ func runNode(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
+	prog := startBaselineProgress(g.stderr, cfg) // nil unless stderr is a terminal
+	defer prog.Close()
+	if prog != nil {
+		g.stderr = prog // log lines scroll above the progress bar
+	}
 	logger := g.Logger()
 	slog.SetDefault(logger)
-	n, err := node.New(cfg, node.WithLogger(logger))
+	n, err := node.New(cfg, node.WithLogger(logger), prog.Option())
 	if err != nil {
 		var ce *node.ConfigError
 		if errors.As(err, &ce) {

@@ -80,6 +80,12 @@ func newRootCmd() (*cobra.Command, *globals) {
 	root.AddCommand(newInitCmd())
 	root.AddCommand(newIDCmd())
 	root.AddCommand(newRunCmd())
+	root.AddCommand(newLagCmd())
+	root.AddCommand(newStatusCmd())
+	root.AddCommand(newDemoCmd())
+	root.AddCommand(newRestoreCmd())
+	root.AddCommand(newVerifyCmd())
+	root.AddCommand(newHistoryCmd())
 	return root, g
 }
 
@@ -104,6 +110,9 @@ func globalsFrom(cmd *cobra.Command) *globals {
 }
 
 // prepare checks the global flags; it runs before every command.
+// annotNoHome marks a command that needs no --home (demo builds its own).
+const annotNoHome = "vigil.nohome"
+
 func (g *globals) prepare(cmd *cobra.Command, _ []string) error {
 	switch g.logFormat {
 	case "text", "json":
@@ -113,11 +122,13 @@ func (g *globals) prepare(cmd *cobra.Command, _ []string) error {
 	if err := g.level.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return usageErrorf("--log-level: must be debug, info, warn or error (got %q)", g.logLevel)
 	}
-	home, err := resolveHome(g.home)
-	if err != nil {
-		return err
+	if cmd.Annotations[annotNoHome] != "true" {
+		home, err := resolveHome(g.home)
+		if err != nil {
+			return err
+		}
+		g.home = home
 	}
-	g.home = home
 	if g.stderr == nil {
 		g.stderr = cmd.ErrOrStderr()
 	}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+
+	"github.com/vigil-mesh/vigil/node"
+)
+
+// Unit tests of the table formatting of status and lag and of the baseline
+// progress bar of `vigil run`; lag_test.go runs them against real nodes.
+
+func TestHumanFormatsReadLikeAPerson(t *testing.T) {
+	now := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) *time.Time { t := now.Add(-d); return &t }
+	for _, c := range []struct{ got, want string }{
+		{humanBytes(0), "0 B"},
+		{humanBytes(1023), "1023 B"},
+		{humanBytes(1536), "1.50 KiB"},
+		{humanBytes(30000), "29.3 KiB"},
+		{humanBytes(200 << 20), "200 MiB"},
+		{humanBytes(3 << 30), "3.00 GiB"},
+		{humanSeconds(0), "0"},
+		{humanSeconds(0.354), "0.35"},
+		{humanSeconds(12.44), "12.4"},
+		{humanSeconds(305.2), "305"},
+		{humanDuration(350 * time.Millisecond), "350ms"},
+		{humanDuration(185 * time.Second), "3m05s"},
+		{humanDuration(2*time.Hour + 7*time.Minute), "2h07m"},
+		{humanDuration(76 * time.Hour), "3d04h"},
+		{relativeTime(nil, now), "never"},
+		{relativeTime(ago(300*time.Millisecond), now), "now"},
+		{relativeTime(ago(2*time.Second), now), "2s ago"},
+		{relativeTime(ago(185*time.Second), now), "3m05s ago"},
+		{relativeTime(ago(-3*time.Second), now), "in 3s"},
+		{shortID("12D3KooWLRPJAA5o6ypy9EcJwZNzVtrrTqYcaHZCmb8DjCWD9P5Q"), "12D3KooW...WD9P5Q"},
+		{percent(1, 3), "33%"},
+		{percent(5, 0), "-"},
+		{textBar(5, 10, 10), "[=====>    ]"},
+		{textBar(0, 10, 4), "[    ]"},
+		{textBar(10, 10, 4), "[====]"},
+		{cellText("a\tb\x1b[2Jc"), "a b?[2Jc"},
+		{cellText(""), "-"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestLagTableSortsPairsAndDrawsBaselineProgress(t *testing.T) {
+	now := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
+	applied := now.Add(-2 * time.Second)
+	pairs := []node.LagPair{
+		{Source: "S2", SourceName: "laptop", Folder: "photos", Target: "T1", TargetName: "nas", State: node.StateBaseline,
+			BaselineDoneBytes: 512 << 20, BaselineTotalBytes: 1 << 30, LagBytes: 512 << 20, LagSeconds: 61},
+		{Source: "S2", SourceName: "laptop", Folder: "docs", Target: "T2", TargetName: "nas", State: node.StateCatchingUp,
+			HeadSeq: 120, AppliedSeq: 118, LagSeq: 2, LagBytes: 8192, LagSeconds: 0.35, LastApplied: &applied},
+		{Source: "S1", SourceName: "desk", Folder: "docs", Target: "T3", TargetName: "", State: node.StateLive,
+			HeadSeq: 7, AppliedSeq: 7, LastApplied: &applied},
+		{Source: "S2", SourceName: "laptop", Folder: "docs", Target: "T1", TargetName: "cloud", State: node.StateOffline,
+			HeadSeq: 120, AppliedSeq: 100, LagSeq: 20, LagBytes: 3 << 20, LagSeconds: 4000},
+	}
+	var b bytes.Buffer
+	writeLagTable(&b, pairs, now)
+	want := `SOURCE  FOLDER  BACKUP  STATE        SEQ LAG       BYTES     SECONDS  LAST APPLIED
+desk    docs    T3      live         0 (7/7)       0 B       0        2s ago
+laptop  docs    cloud   offline      20 (100/120)  3.00 MiB  4000     never
+laptop  docs    nas     catching-up  2 (118/120)   8.00 KiB  0.35     2s ago
+laptop  photos  nas     baseline     0 (0/0)       512 MiB   61.0     never
+
+BASELINE              PROGRESS                              DONE
+laptop/photos -> nas  [===============>              ] 50%  512 MiB of 1.00 GiB
+`
+	if b.String() != want {
+		t.Errorf("lag table:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if got := len(pairsBehind(pairs)); got != 3 {
+		t.Errorf("pairsBehind = %d pairs, want 3", got)
+	}
+}
+
+func TestLagTableSaysWhenThereAreNoPairs(t *testing.T) {
+	var b bytes.Buffer
+	writeLagTable(&b, nil, time.Now())
+	if !strings.HasPrefix(b.String(), "no pairs:") || strings.Count(b.String(), "\n") != 1 {
+		t.Errorf("got %q", b.String())
+	}
+}
+
+func TestWatchFrameRedrawsInPlace(t *testing.T) {
+	var b bytes.Buffer
+	writeWatchFrame(&b, true, "12D3KooWLRPJAA5o6ypy9EcJwZNzVtrrTqYcaHZCmb8DjCWD9P5Q", time.Now(), []byte("A\nB\n"))
+	s := b.String()
+	if !strings.HasPrefix(s, "\x1b[2J\x1b[H") || !strings.HasSuffix(s, "A\x1b[K\nB\x1b[K\n\x1b[J") {
+		t.Errorf("first frame = %q", s)
+	}
+	b.Reset()
+	writeWatchFrame(&b, false, "x", time.Now(), []byte("A\n"))
+	if strings.Contains(b.String(), "\x1b[2J") || !strings.HasPrefix(b.String(), "\x1b[H") {
+		t.Errorf("later frame clears the screen instead of overwriting: %q", b.String())
+	}
+}
+
+func TestStatusTableListsNodePeersFoldersAndReplicas(t *testing.T) {
+	now := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
+	st := node.StatusReport{
+		ID: "12D3KooWLRPJAA5o6ypy9EcJwZNzVtrrTqYcaHZCmb8DjCWD9P5Q", Name: "laptop",
+		Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Started: now.Add(-185 * time.Second), JournalBytes: 4096,
+		Peers: []node.PeerReport{
+			{ID: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", Name: "nas", Connected: true,
+				Addrs: []string{"/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/tcp/4001"}, RTTMillis: 0.42},
+			{ID: "12D3KooWBhMbLvQGgqByteXqZMuN7ZN3DZ7vPz1cbMbEnJXBz9wW", Name: "cloud", Addrs: []string{}},
+		},
+		Folders: []node.FolderReport{{ID: "docs", Path: "/home/me/Documents", Entries: 12, Bytes: 30000,
+			BackupTo: []string{"nas", "cloud"}, JournalFirst: 3, JournalLast: 9, JournalBytes: 4096}},
+		Replicas: []node.ReplicaReport{{Source: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", SourceName: "nas",
+			Folder: "music", State: node.StateBaseline, Files: 3, Bytes: 1 << 20, AppliedSeq: 0, HeadSeq: 4,
+			BaselineDoneBytes: 1 << 20, BaselineTotalBytes: 4 << 20, ChunksFetched: 64, LastError: "fetch: stream reset\nretrying"},
+			{Source: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", SourceName: "nas", Folder: "notes",
+				State: node.StateLive, Files: 2, Bytes: 319000, AppliedSeq: 1, HeadSeq: 1}},
+	}
+	var b bytes.Buffer
+	writeStatus(&b, st, now)
+	out := b.String()
+	for _, re := range []string{
+		`(?m)^node +laptop \(12D3KooWLRPJAA5o6ypy9EcJwZNzVtrrTqYcaHZCmb8DjCWD9P5Q\)$`,
+		`(?m)^addrs +/ip4/127\.0\.0\.1/tcp/4001$`,
+		`(?m)^up since +.* \(3m05s\)$`,
+		`(?m)^journal +4\.00 KiB$`,
+		`(?m)^PEERS\nNAME +ID +CONNECTED +ADDRS +RTT\ncloud +12D3KooW\.\.\.XBz9wW +no +- +-\nnas +12D3KooW\.\.\.CVe2Xo +yes +/ip4/10\.0\.0\.2/tcp/4001 +0\.4ms$`,
+		`(?m)^FOLDERS\nID +PATH +ENTRIES +SIZE +JOURNAL SEQS +JOURNAL SIZE +BACKUPS\ndocs +/home/me/Documents +12 +29\.3 KiB +3\.\.9 +4\.00 KiB +nas, cloud$`,
+		`(?m)^REPLICAS\nSOURCE +FOLDER +STATE +FILES +SIZE +APPLIED/HEAD +BASELINE +CHUNKS FETCHED +LAST ERROR\nnas +music +baseline +3 +1\.00 MiB +0/4 +25% +64 +fetch: stream reset retrying\nnas +notes +live +2 +312 KiB +1/1 +100% +0 +-$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("status output does not match %s:\n%s", re, out)
+		}
+	}
+}
+
+// progressBuffer collects what the progress bar draws.
+type progressBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *progressBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *progressBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached after 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
+func TestBaselineProgressDrawsBarKeepsLogsAboveAndErasesWhenDone(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	out := &progressBuffer{}
+	src := peer.ID("source-1")
+	p := newBaselineProgress(out, func(id peer.ID) string { return "laptop" })
+	p.Event(node.BaselineEvent{Source: src, Folder: "docs", DoneBytes: 3 << 20, TotalBytes: 10 << 20})
+	waitFor(t, "bar drawn", func() bool { return strings.Contains(out.String(), "baseline laptop/docs") })
+	if !strings.Contains(out.String(), "30%") {
+		t.Errorf("bar does not show 30%%: %q", out.String())
+	}
+
+	fmt.Fprint(p, "level=INFO msg=hello\n")
+	s := out.String()
+	i := strings.LastIndex(s, "level=INFO msg=hello\n")
+	if i < 0 || !strings.HasSuffix(s[:i], "\r\x1b[2K") || !strings.Contains(s[i:], "baseline laptop/docs") {
+		t.Errorf("log line not written above a redrawn bar: %q", s)
+	}
+
+	p.Event(node.BaselineEvent{Source: src, Folder: "docs", DoneBytes: 10 << 20, TotalBytes: 10 << 20, Finished: true})
+	waitFor(t, "bar erased", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.bar == nil
+	})
+	if !strings.HasSuffix(out.String(), "\r\x1b[2K") {
+		t.Errorf("bar not erased at the end: %q", out.String())
+	}
+	p.Close()
+	var nilProgress *baselineProgress
+	if err := nilProgress.Close(); err != nil {
+		t.Errorf("Close of a nil progress: %v", err)
+	}
+}
+
+func TestBaselineProgressEventNeverBlocksAndDropsOldest(t *testing.T) {
+	// No drawing goroutine: the queue fills up.
+	p := &baselineProgress{events: make(chan node.BaselineEvent, progressQueue)}
+	const n = progressQueue + 36
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			p.Event(node.BaselineEvent{DoneBytes: int64(i)})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Event blocked on a full queue")
+	}
+	if len(p.events) != progressQueue {
+		t.Fatalf("queue holds %d events, want %d", len(p.events), progressQueue)
+	}
+	if first := (<-p.events).DoneBytes; first != n-progressQueue {
+		t.Errorf("oldest kept event is #%d, want #%d (the oldest ones dropped)", first, n-progressQueue)
+	}
+}
