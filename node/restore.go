@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -334,8 +336,8 @@ func restoreReplica(ctx context.Context, d *replicaData, req RestoreRequest, pro
 	// 1. the state to restore, and where the current replica holds chunks
 	var ents []*baseline.Entry
 	locs := make(locIndex)
+	cur := make(map[string]*baseline.Entry)
 	err = d.db.View(func(tx *store.Tx) error {
-		cur := make(map[string]*baseline.Entry)
 		err := tx.ForEach(d.bucket, func(k, v []byte) error {
 			e, err := decodeIndexEntry(v)
 			if err != nil {
@@ -445,7 +447,7 @@ func restoreReplica(ctx context.Context, d *replicaData, req RestoreRequest, pro
 			total += e.Size
 		}
 	}
-	rs := &restorer{d: d, in: in, out: out, outDir: to, locs: locs, total: total, progress: progress}
+	rs := &restorer{d: d, in: in, out: out, outDir: to, locs: locs, cur: cur, total: total, progress: progress}
 	defer rs.closeIn()
 	var dirs []*baseline.Entry
 	for _, e := range ents {
@@ -529,6 +531,7 @@ type restorer struct {
 	out      *os.Root
 	outDir   string
 	locs     locIndex
+	cur      map[string]*baseline.Entry // the replica's current index
 	total    int64
 	done     int64
 	progress func(done, total int64)
@@ -655,6 +658,44 @@ func (rs *restorer) file(ctx context.Context, e *baseline.Entry) error {
 	return nil
 }
 
+// copyWhole copies e in one in-kernel copy (copy_file_range) when the
+// replica file at the same path is the version to restore: its index entry
+// has the same chunk list, and the file on disk still has the size and
+// mtime that the applier gave it. Like rsync's quick check, this trusts
+// size and mtime; `vigil verify` (and the background scrub) re-hash the
+// replica. It reports false when the fast path does not apply.
+func (rs *restorer) copyWhole(f *os.File, e *baseline.Entry) (bool, error) {
+	c := rs.cur[e.Path]
+	if rs.in == nil || c == nil || c.Kind != baseline.KindFile || !c.SameContent(e) || e.Size == 0 {
+		return false, nil
+	}
+	src, err := rs.in.OpenFile(e.Path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, nil
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != c.Size || !fi.ModTime().Equal(c.MTime) {
+		return false, nil
+	}
+	n, err := io.Copy(f, src)
+	if err != nil || n != e.Size {
+		// start over with the verified path
+		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+			return false, fmt.Errorf("node: restore %s: %w", e.Path, serr)
+		}
+		if terr := f.Truncate(0); terr != nil {
+			return false, fmt.Errorf("node: restore %s: %w", e.Path, terr)
+		}
+		return false, nil
+	}
+	rs.done += n
+	if rs.progress != nil {
+		rs.progress(rs.done, rs.total)
+	}
+	return true, nil
+}
+
 // Content is copied in segments of consecutive chunks: one goroutine reads
 // a segment's chunks from the replica (merging adjacent reads), workers
 // verify each chunk against its CID (falling back to the history store),
@@ -694,6 +735,9 @@ func (s *segment) release() {
 }
 
 func (rs *restorer) copyContent(ctx context.Context, f *os.File, e *baseline.Entry) error {
+	if ok, err := rs.copyWhole(f, e); ok || err != nil {
+		return err
+	}
 	write := func(s *segment) error {
 		defer s.release()
 		if s.err != nil {
