@@ -812,10 +812,15 @@ func (a *agent) pathState(p string) (uint64, []*baseline.Entry) {
 	return a.seq, out
 }
 
-func (a *agent) chunkLocs(c cid.Cid) []chunkLoc {
+// chunkLocsBatch returns where each of cids can be read, under one lock.
+func (a *agent) chunkLocsBatch(cids []cid.Cid) [][]chunkLoc {
+	out := make([][]chunkLoc, len(cids))
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return append([]chunkLoc(nil), a.locs[c]...)
+	for i, c := range cids {
+		out[i] = append([]chunkLoc(nil), a.locs[c]...)
+	}
+	return out
 }
 
 func (a *agent) isBackup(p peer.ID) bool {

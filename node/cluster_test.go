@@ -26,7 +26,7 @@ import (
 
 // testNode is one node of an in-process cluster.
 type testNode struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	home   string
 	id     peer.ID
@@ -49,11 +49,11 @@ var testLogLevel = func() slog.Level {
 
 // cluster builds nodes that know each other as peers, on loopback.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes map[string]*testNode
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +64,7 @@ func freePort(t *testing.T) int {
 }
 
 // shortTempDir keeps unix socket paths under the OS limit.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "vg")
 	if err != nil {
@@ -74,7 +74,7 @@ func shortTempDir(t *testing.T) string {
 	return d
 }
 
-func newCluster(t *testing.T, names ...string) *cluster {
+func newCluster(t testing.TB, names ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, nodes: make(map[string]*testNode)}
 	currentNodes = c.nodes
@@ -163,7 +163,7 @@ func (tn *testNode) waitSynced(d time.Duration) {
 }
 
 type testLogWriter struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 }
 
@@ -247,7 +247,7 @@ func fileHash(p string) string {
 }
 
 // waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -258,7 +258,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func requireSame(t *testing.T, src, dst string) {
+func requireSame(t testing.TB, src, dst string) {
 	t.Helper()
 	if d := treeDiff(src, dst); len(d) > 0 {
 		for _, tn := range currentNodes {
@@ -284,7 +284,7 @@ func requireSame(t *testing.T, src, dst string) {
 	}
 }
 
-func writeFile(t *testing.T, p string, data []byte, mode fs.FileMode) {
+func writeFile(t testing.TB, p string, data []byte, mode fs.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -334,7 +334,7 @@ var _ = errors.New
 // randomWorkload applies n seeded random operations to dir: creates,
 // in-place modifications, appends, truncations, inserts, deletes, file and
 // directory renames, chmods, mtime changes, symlinks, mkdir and rmdir.
-func randomWorkload(t *testing.T, dir string, seed uint64, n int) {
+func randomWorkload(t testing.TB, dir string, seed uint64, n int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var files, dirs []string

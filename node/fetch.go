@@ -74,39 +74,47 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 	g.Go(func() error {
 		defer close(out)
 		br := bufio.NewReaderSize(s, 256<<10)
-		for i, c := range cids {
+		for i := 0; i < len(cids); i += chunksPerReq {
+			batch := cids[i:min(i+chunksPerReq, len(cids))]
 			typ, body, err := readFrame(br)
 			if err != nil {
 				return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, err)
 			}
-			f := fetched{CID: c}
 			switch typ {
-			case msgChunk:
-				if err := baseline.VerifyChunk(c, body); err != nil {
-					r.log.Debug("chunk from source does not match", "cid", c.String(), "err", err)
-				} else {
-					f.Data = body
-				}
-			case msgChunkMissing:
+			case msgChunks:
 			case msgError:
 				return &remoteError{msg: string(body)}
 			default:
 				return fmt.Errorf("node: fetch chunks from %s: unexpected frame 0x%02x", r.sourceName, typ)
 			}
-			if f.Data != nil {
-				r.fetchedChunks.Add(1)
-				r.n.m.chunksFetched.Inc()
-				r.n.m.bytesFetched.Add(float64(len(f.Data)))
-			}
 			select {
-			case out <- f:
-			case <-gctx.Done():
-				return gctx.Err()
+			case <-tokens:
+			default:
 			}
-			if (i+1)%chunksPerReq == 0 || i == len(cids)-1 {
+			d := decoder{b: body}
+			for _, c := range batch {
+				f := fetched{CID: c}
+				if d.byte() == 1 {
+					data := d.bytes(baseline.MaxChunk)
+					if d.err != nil {
+						return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, d.fail())
+					}
+					if err := baseline.VerifyChunk(c, data); err != nil {
+						r.log.Debug("chunk from source does not match", "cid", c.String(), "err", err)
+					} else {
+						f.Data = data
+						r.fetchedChunks.Add(1)
+						r.n.m.chunksFetched.Inc()
+						r.n.m.bytesFetched.Add(float64(len(data)))
+					}
+				}
+				if d.err != nil {
+					return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, d.fail())
+				}
 				select {
-				case <-tokens:
-				default:
+				case out <- f:
+				case <-gctx.Done():
+					return gctx.Err()
 				}
 			}
 		}

@@ -23,8 +23,7 @@ const (
 
 	msgSnapshotHead byte = 0x81 // seq, entry count, total file bytes, snapshot root
 	msgEntries      byte = 0x82 // count, entries (baseline entry codec)
-	msgChunk        byte = 0x83 // chunk bytes (answers the CIDs in request order)
-	msgChunkMissing byte = 0x84 // (empty) the chunk is not available any more
+	msgChunks       byte = 0x83 // answers one chunks request: per CID in order, 1 + uvarint length + bytes, or 0 (not available)
 	msgRecord       byte = 0x85 // seq, unix nanos, payload
 	msgCompacted    byte = 0x86 // first retained seq: the range asked for is gone
 	msgPathHead     byte = 0x87 // seq at which the following entries are current

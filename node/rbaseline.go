@@ -353,17 +353,26 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			continue
 		}
 		missing := false
-		written := make(map[cid.Cid]int64) // chunk -> offset in this file
+		written := make(map[cid.Cid]chunkLoc) // chunk -> offset and size in this file
 		st, err := r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error {
+			// fetched chunks are written through a buffer; local copies
+			// (which read or write f directly) flush it first
+			bw := bufio.NewWriterSize(f, 1<<20)
 			var off int64
 			for _, ch := range e.Chunks {
 				var err error
-				if o, ok := written[ch.CID]; ok {
-					err = copyWithin(f, o, int64(ch.Size))
+				if l, ok := written[ch.CID]; ok {
+					if err = bw.Flush(); err == nil {
+						err = copyWithin(f, l.off, int64(l.size))
+					}
 				} else if l, ok := stagedLocs[ch.CID]; ok {
-					err = copyFromPath(f, l)
+					if err = bw.Flush(); err == nil {
+						err = copyFromPath(f, l)
+					}
 				} else if !planned[ch.CID] || consumed[ch.CID] {
-					err = lr.copyChunk(f, ch)
+					if err = bw.Flush(); err == nil {
+						err = lr.copyChunk(f, ch)
+					}
 				} else {
 					consumed[ch.CID] = true
 					var data []byte
@@ -371,7 +380,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 						if data == nil {
 							err = errChunkUnavailable
 						} else {
-							_, err = f.Write(data)
+							_, err = bw.Write(data)
 						}
 					}
 				}
@@ -382,14 +391,14 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 					return err
 				}
 				if _, ok := written[ch.CID]; !ok && !missing {
-					written[ch.CID] = off
+					written[ch.CID] = chunkLoc{off: off, size: ch.Size}
 				}
 				off += int64(ch.Size)
 			}
 			if missing {
 				return errChunkUnavailable
 			}
-			return nil
+			return bw.Flush()
 		})
 		if err != nil {
 			if errors.Is(err, errChunkUnavailable) {
@@ -398,9 +407,10 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			}
 			return nil, err
 		}
-		for c, off := range written {
+		for c, l := range written {
 			if _, ok := stagedLocs[c]; !ok {
-				stagedLocs[c] = chunkLoc{path: st.TempPath(), off: off, size: chunkSizeOf(e, c)}
+				l.path = st.TempPath()
+				stagedLocs[c] = l
 			}
 		}
 		group = append(group, stagedFile{e: e, st: st})
@@ -419,15 +429,6 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		return nil, err
 	}
 	return failed, nil
-}
-
-func chunkSizeOf(e *baseline.Entry, c cid.Cid) uint32 {
-	for _, ch := range e.Chunks {
-		if ch.CID.Equals(c) {
-			return ch.Size
-		}
-	}
-	return 0
 }
 
 func copyWithin(f *os.File, off, n int64) error {

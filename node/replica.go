@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -270,11 +272,9 @@ func (r *replica) onMessage(ctx context.Context, msg []byte) {
 		if d.err != nil {
 			return
 		}
-		if head < st.Applied && st.BaselineOK {
-			r.log.Warn("source journal is behind this replica; re-baselining", "head", head, "applied", st.Applied)
-			r.resetBaseline()
-			return
-		}
+		// A heartbeat can arrive after newer records (gossipsub validates
+		// on several workers): one behind the applied seq is stale, not a
+		// sign of a reset journal (that is detected by a pull's end).
 		r.noteHead(head, time.Time{})
 		if head > st.Applied {
 			r.armGap(behindWait)
@@ -419,10 +419,18 @@ func (r *replica) pull(ctx context.Context) {
 			}
 		case msgEnd:
 			d := decoder{b: body}
-			r.noteHead(d.uvarint(), time.Time{})
-			if flush() {
-				r.applyPending(ctx)
+			head := d.uvarint()
+			if !flush() {
+				return
 			}
+			if applied := r.status().Applied; head < applied {
+				r.log.Warn("source journal is behind this replica (its data was reset); re-baselining",
+					"head", head, "applied", applied)
+				r.resetBaseline()
+				return
+			}
+			r.noteHead(head, time.Time{})
+			r.applyPending(ctx)
 			return
 		case msgCompacted:
 			flush()
@@ -685,10 +693,43 @@ func (ap *applier) skip(p string, seq uint64) bool {
 }
 
 func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
-	r := ap.r
 	if ap.skip(c.Path, seq) || (c.Op == OpRename && ap.skip(c.To, seq)) {
 		return nil
 	}
+	err := ap.applyOp(ctx, c)
+	if err == nil || !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+		return err
+	}
+	// The replica tree is not what the index says: an apply was cut short
+	// (the node was killed after renaming files into place but before the
+	// commit) or someone changed the replica. Forget what is not on disk
+	// and bring the paths to the source's current state.
+	ap.r.log.Info("replica differs from its index; repairing from the source", "path", c.Path, "op", c.Op.String(), "err", err)
+	paths := []string{c.Path}
+	if c.Op == OpRename {
+		paths = append(paths, c.To)
+	}
+	for _, p := range paths {
+		var gone []string
+		ap.r.files.walk(p, func(e *baseline.Entry) {
+			if _, lerr := ap.r.rep.Lstat(e.Path); lerr != nil {
+				gone = append(gone, e.Path)
+			}
+		})
+		for _, g := range gone {
+			ap.remove(g)
+		}
+	}
+	for _, p := range paths {
+		if err := ap.repair(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ap *applier) applyOp(ctx context.Context, c *Change) error {
+	r := ap.r
 	switch c.Op {
 	case OpDelete:
 		if err := ap.removePath(c.Path); err != nil {

@@ -3,13 +3,13 @@ package node
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -95,20 +95,18 @@ func (n *Node) serveOne(ctx context.Context, from peer.ID, typ byte, body []byte
 		if err != nil {
 			return err
 		}
-		for _, c := range cids {
-			data, ok := srv.read(a, c)
-			if ok {
-				n.m.chunksSent.Inc()
-				n.m.bytesSent.Add(float64(len(data)))
-				err = writeFrame(w, msgChunk, data)
-			} else {
-				err = writeFrame(w, msgChunkMissing, nil)
-			}
-			if err != nil {
-				return err
+		locs := a.chunkLocsBatch(cids)
+		srv.out = srv.out[:0]
+		sent := 0
+		for i := range cids {
+			var ok bool
+			if srv.out, ok = srv.read(a.root, locs[i], srv.out); ok {
+				sent++
 			}
 		}
-		return nil
+		n.m.chunksSent.Add(float64(sent))
+		n.m.bytesSent.Add(float64(len(srv.out)))
+		return writeFrame(w, msgChunks, srv.out)
 	case msgJournalReq:
 		folder, fromSeq, err := decodeFolderSeq(body)
 		if err != nil {
@@ -169,16 +167,23 @@ func (n *Node) servedAgent(from peer.ID, folder string) (*agent, error) {
 	return a, nil
 }
 
-// chunkServer reads chunks from the folder's files, keeping the last file
-// open since requests come in file order.
+// chunkServer reads chunks from the folder's files. Requests come in file
+// order, so it keeps the last file open and reads ahead in large blocks.
 type chunkServer struct {
-	path string
-	f    *os.File
+	path   string
+	f      *os.File
+	buf    []byte // file bytes [bufOff, bufOff+len(buf))
+	bufOff int64
+	out    []byte // the response frame being built
 }
 
-func (s *chunkServer) read(a *agent, c cid.Cid) ([]byte, bool) {
-	for _, l := range a.chunkLocs(c) {
-		p := filepath.Join(a.root, filepath.FromSlash(l.path))
+const readAhead = 1 << 20
+
+// read appends one chunk's answer to out: 1, uvarint length and the bytes
+// from the first location that can be read, or 0 when none can.
+func (s *chunkServer) read(root string, locs []chunkLoc, out []byte) ([]byte, bool) {
+	for _, l := range locs {
+		p := filepath.Join(root, filepath.FromSlash(l.path))
 		if p != s.path {
 			s.close()
 			f, err := os.Open(p)
@@ -187,13 +192,26 @@ func (s *chunkServer) read(a *agent, c cid.Cid) ([]byte, bool) {
 			}
 			s.path, s.f = p, f
 		}
-		buf := make([]byte, l.size)
-		if _, err := s.f.ReadAt(buf, l.off); err != nil {
-			continue
+		end := l.off + int64(l.size)
+		if l.off < s.bufOff || end > s.bufOff+int64(len(s.buf)) {
+			if cap(s.buf) < readAhead {
+				s.buf = make([]byte, readAhead)
+			}
+			n, err := s.f.ReadAt(s.buf[:max(readAhead, int(l.size))], l.off)
+			if err != nil && !errors.Is(err, io.EOF) {
+				s.buf = s.buf[:0]
+				continue
+			}
+			s.buf, s.bufOff = s.buf[:n], l.off
+			if end > s.bufOff+int64(n) {
+				continue // the file got shorter
+			}
 		}
-		return buf, true
+		out = append(out, 1)
+		out = binary.AppendUvarint(out, uint64(l.size))
+		return append(out, s.buf[l.off-s.bufOff:end-s.bufOff]...), true
 	}
-	return nil, false
+	return append(out, 0), false
 }
 
 func (s *chunkServer) close() {
@@ -201,6 +219,7 @@ func (s *chunkServer) close() {
 		s.f.Close()
 		s.f, s.path = nil, ""
 	}
+	s.buf, s.bufOff = s.buf[:0], 0
 }
 
 // handleAck reads acknowledgements from a target.

@@ -279,6 +279,9 @@ func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 		if err := f.Sync(); err != nil {
 			return nil, &PathError{Op: op, Path: rel, Err: err}
 		}
+	} else {
+		// start writeback now so the caller's SyncFS finds little to do
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if err := f.Close(); err != nil {
 		return nil, &PathError{Op: op, Path: rel, Err: err}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type baselineOpts struct {
+	common  commonFlags
+	dataset string
+	scale   float64
+}
+
+func (o *baselineOpts) check() error {
+	switch strings.ToUpper(o.dataset) {
+	case "A", "B", "BOTH":
+	default:
+		return fmt.Errorf("--dataset: want A, B or both (got %q)", o.dataset)
+	}
+	if !(o.scale > 0) {
+		return fmt.Errorf("--scale: want a positive factor (got %v)", o.scale)
+	}
+	return nil
+}
+
+// baselineTimeout bounds one tool's copy of one dataset.
+const baselineTimeout = 30 * time.Minute
+
+// toolRun is one timed copy of a dataset.
+type toolRun struct {
+	elapsed  time.Duration
+	cpu      time.Duration // vigil: source+target processes; rsync: client+daemon with its children
+	busy     time.Duration // machine-wide busy CPU time during the copy
+	self     time.Duration // this program's CPU time during the copy
+	load     string        // /proc/loadavg before the copy
+	peakSrc  int64         // vigil only
+	peakDst  int64
+	verified error // nil when the copy matched the dataset
+	note     string
+}
+
+func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
+	e, err := newEnv(ctx, o.common, w)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	header(w, "vigil-bench baseline: initial copy, vigil vs rsync daemon, 127.0.0.1")
+	fmt.Fprint(w, machineInfo(e))
+	fmt.Fprintf(w, "command:  vigil-bench baseline --dataset %s --scale %g\n", o.dataset, o.scale)
+
+	var sets []string
+	switch strings.ToUpper(o.dataset) {
+	case "A":
+		sets = []string{"A"}
+	case "B":
+		sets = []string{"B"}
+	default:
+		sets = []string{"A", "B"}
+	}
+	type summary struct {
+		ds           dataset
+		vigil, rsync toolRun
+		target       float64
+	}
+	var sums []summary
+	for _, name := range sets {
+		dir := e.path("data-" + name)
+		var ds dataset
+		start := time.Now()
+		if name == "A" {
+			ds, err = genSmallFiles(ctx, dir, o.scale)
+		} else {
+			ds, err = genLargeFiles(ctx, dir, o.scale)
+		}
+		if err != nil {
+			return fmt.Errorf("generate dataset %s: %w", name, err)
+		}
+		fmt.Fprintf(w, "\ndataset %s: %s, %s (%d bytes), generated in %.1fs\n", ds.name, ds.desc, fmtBytes(ds.bytes), ds.bytes, time.Since(start).Seconds())
+		if _, err := warm(ctx, dir); err != nil {
+			return fmt.Errorf("read dataset %s: %w", name, err)
+		}
+		vr, err := vigilBaseline(ctx, e, ds, w)
+		if err != nil {
+			return fmt.Errorf("vigil baseline of dataset %s: %w", name, err)
+		}
+		if _, err := warm(ctx, dir); err != nil {
+			return fmt.Errorf("read dataset %s: %w", name, err)
+		}
+		rr, err := rsyncBaseline(ctx, e, ds)
+		if err != nil {
+			return fmt.Errorf("rsync of dataset %s: %w", name, err)
+		}
+		target := 1.0
+		if name == "A" {
+			target = 2.0
+		}
+		s := summary{ds: ds, vigil: vr, rsync: rr, target: target}
+		sums = append(sums, s)
+		printBaseline(w, s.ds, s.vigil, s.rsync, s.target)
+		if !e.keep {
+			for _, p := range []string{dir, e.path("nodes"), e.path("rsync-" + name)} {
+				os.RemoveAll(p)
+			}
+		}
+	}
+	header(w, "baseline summary (MB = 10^6 bytes)")
+	for _, s := range sums {
+		v, r := mbps(s.ds.bytes, s.vigil.elapsed), mbps(s.ds.bytes, s.rsync.elapsed)
+		fmt.Fprintf(w, "dataset %s  vigil %7.1f MB/s  rsync %7.1f MB/s  vigil/rsync %.2fx  target >= %.1fx: %s\n",
+			s.ds.name, v, r, v/r, s.target, verdict(v/r >= s.target))
+	}
+	return nil
+}
+
+func printBaseline(w io.Writer, ds dataset, v, r toolRun, target float64) {
+	ok := func(err error) string {
+		if err == nil {
+			return "copy verified"
+		}
+		return "COPY WRONG: " + err.Error()
+	}
+	vm, rm := mbps(ds.bytes, v.elapsed), mbps(ds.bytes, r.elapsed)
+	header(w, fmt.Sprintf("baseline, dataset %s: %s, %s", ds.name, ds.desc, fmtBytes(ds.bytes)))
+	fmt.Fprintf(w, "vigil  %8.2f s  %7.1f MB/s  %s\n", v.elapsed.Seconds(), vm, ok(v.verified))
+	fmt.Fprintf(w, "       cpu: vigil source+target %.1f s, machine busy %.1f s of %.1f s (this program %.1f s); peak RSS source %s, target %s; loadavg before: %s\n",
+		v.cpu.Seconds(), v.busy.Seconds(), v.elapsed.Seconds()*float64(runtime.NumCPU()), v.self.Seconds(), fmtBytes(v.peakSrc), fmtBytes(v.peakDst), v.load)
+	if v.note != "" {
+		fmt.Fprintf(w, "       %s\n", v.note)
+	}
+	fmt.Fprintf(w, "rsync  %8.2f s  %7.1f MB/s  %s\n", r.elapsed.Seconds(), rm, ok(r.verified))
+	fmt.Fprintf(w, "       cpu: rsync client+daemon %.1f s, machine busy %.1f s of %.1f s; loadavg before: %s\n",
+		r.cpu.Seconds(), r.busy.Seconds(), r.elapsed.Seconds()*float64(runtime.NumCPU()), r.load)
+	fmt.Fprintf(w, "ratio vigil/rsync: %.2fx   target >= %.1fx: %s\n", vm/rm, target, verdict(vm/rm >= target))
+}
+
+// vigilBaseline times vigil's baseline of ds between two fresh nodes: from
+// the start of the source process until the target reports the replica
+// live with every byte.
+func vigilBaseline(ctx context.Context, e *env, ds dataset, w io.Writer) (toolRun, error) {
+	var res toolRun
+	src, err := e.initNode(ctx, "src"+ds.name)
+	if err != nil {
+		return res, err
+	}
+	dst, err := e.initNode(ctx, "dst"+ds.name)
+	if err != nil {
+		return res, err
+	}
+	pairNodes(src, dst, "data", ds.dir)
+	defer src.stop()
+	defer dst.stop()
+	if err := dst.run(ctx); err != nil {
+		return res, err
+	}
+	syscall.Sync() // start from clean dirty-page state
+
+	res.load = loadAvg()
+	b0, _ := machineBusy()
+	s0, _ := procCPU(os.Getpid())
+	t0 := time.Now()
+	if err := src.run(ctx); err != nil {
+		return res, err
+	}
+	var rep struct {
+		bytes int64
+		state string
+	}
+	deadline := t0.Add(baselineTimeout)
+	nextNote := t0.Add(10 * time.Second)
+	var path string
+	for {
+		if err := errors.Join(src.alive(), dst.alive()); err != nil {
+			return res, err
+		}
+		r, err := dst.replica(ctx)
+		if err == nil {
+			rep.bytes, rep.state, path = r.Bytes, r.State, r.Path
+			if r.State == "live" && r.Bytes == ds.bytes && r.Files >= ds.files && r.AppliedSeq == r.HeadSeq {
+				break
+			}
+			if time.Now().After(nextNote) {
+				fmt.Fprintf(w, "  vigil: %.0fs: target %s, %s of %s in the replica, baseline %s/%s, chunks fetched %d%s\n",
+					time.Since(t0).Seconds(), r.State, fmtBytes(r.Bytes), fmtBytes(ds.bytes),
+					fmtBytes(r.BaselineDoneBytes), fmtBytes(r.BaselineTotalBytes), r.ChunksFetched, errNote(r.LastError))
+				nextNote = nextNote.Add(10 * time.Second)
+			}
+		} else if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("replica not complete after %s: state %s, %d of %d bytes", baselineTimeout, rep.state, rep.bytes, ds.bytes)
+		}
+		if err := sleepCtx(ctx, 25*time.Millisecond); err != nil {
+			return res, err
+		}
+	}
+	res.elapsed = time.Since(t0)
+	b1, _ := machineBusy()
+	s1, _ := procCPU(os.Getpid())
+	res.busy, res.self = b1-b0, s1-s0
+	// The source counts the pair live once the target's acknowledgement
+	// arrives; not part of the timing.
+	if err := src.waitSynced(ctx, 2*time.Minute); err != nil {
+		res.note = "source did not report the pair synced within 2m after the replica was complete: " + err.Error()
+	}
+	for _, n := range []*vnode{src, dst} {
+		if c, err := procCPU(n.p.Pid()); err == nil {
+			res.cpu += c
+		}
+	}
+	res.peakSrc, _ = src.stop()
+	res.peakDst, _ = dst.stop()
+	if _, err := compareTrees(ctx, ds.dir, path); err != nil {
+		res.verified = err
+	}
+	return res, nil
+}
+
+func errNote(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ", last error: " + s
+}
+
+// rsyncBaseline times `rsync -a DIR/ rsync://127.0.0.1:PORT/bench/` into an
+// empty module directory.
+func rsyncBaseline(ctx context.Context, e *env, ds dataset) (toolRun, error) {
+	var res toolRun
+	dest := e.path("rsync-" + ds.name)
+	d, err := e.startRsyncd(ctx, ds.name, dest)
+	if err != nil {
+		return res, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			d.p.Stop(5 * time.Second)
+		}
+	}()
+	syscall.Sync()
+	res.load = loadAvg()
+	b0, _ := machineBusy()
+	t0 := time.Now()
+	_, ccpu, err := runRsync(ctx, "-a", ds.dir+"/", d.url(""))
+	if err != nil {
+		return res, err
+	}
+	res.elapsed = time.Since(t0)
+	b1, _ := machineBusy()
+	res.busy = b1 - b0
+	// The daemon's CPU, with that of the children it forked for the
+	// connection, is known once it has exited.
+	d.p.Stop(5 * time.Second)
+	stopped = true
+	res.cpu = ccpu + d.p.CPU()
+	if _, err := compareTrees(ctx, ds.dir, dest); err != nil {
+		res.verified = err
+	}
+	return res, nil
+}

@@ -1,0 +1,808 @@
+package main
+
+// Helpers for the end-to-end tests: they build the vigil binary once per test
+// process, run real `vigil` nodes on 127.0.0.1 as child processes, talk to
+// them with `vigil lag` and `vigil status`, and compare a protected folder
+// with its replica.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-mesh/vigil/node"
+)
+
+// e2eBinDirPrefix names the directories holding the binary built for one
+// test process; the process id follows it.
+const e2eBinDirPrefix = "vigil-e2e-bin-"
+
+var (
+	e2eBuildOnce sync.Once
+	e2eBin       string
+	e2eBuildErr  error
+)
+
+// vigilBinary builds ./ (this command, without -race) once per test process
+// and returns the path of the binary. Directories left by earlier test
+// processes that no longer run are removed.
+func vigilBinary(t *testing.T) string {
+	t.Helper()
+	e2eBuildOnce.Do(func() {
+		removeStaleBinDirs()
+		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", e2eBinDirPrefix, os.Getpid()))
+		if err != nil {
+			e2eBuildErr = err
+			return
+		}
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(goTool); err != nil {
+			goTool = "go"
+		}
+		bin := filepath.Join(dir, "vigil")
+		cmd := exec.Command(goTool, "build", "-o", bin, ".")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			e2eBuildErr = fmt.Errorf("go build ./cmd/vigil: %v\n%s", err, out)
+			return
+		}
+		e2eBin = bin
+	})
+	if e2eBuildErr != nil {
+		t.Fatal(e2eBuildErr)
+	}
+	return e2eBin
+}
+
+// removeStaleBinDirs removes binary directories of test processes that have exited.
+func removeStaleBinDirs() {
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), e2eBinDirPrefix+"*"))
+	for _, m := range matches {
+		rest := strings.TrimPrefix(filepath.Base(m), e2eBinDirPrefix)
+		pidStr, _, ok := strings.Cut(rest, "-")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(m)
+		}
+	}
+}
+
+// freeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// e2eMesh is a set of real vigil nodes sharing one short temporary root
+// (unix socket paths must stay under 108 bytes).
+type e2eMesh struct {
+	t     *testing.T
+	bin   string
+	root  string
+	nodes []*e2eNode
+}
+
+// newE2EMesh creates the root directory; at the end of the test every node
+// still running is killed, the logs of all nodes are printed if the test
+// failed, and the root is removed (kept after a failure when the
+// environment variable VIGIL_E2E_KEEP is set).
+func newE2EMesh(t *testing.T) *e2eMesh {
+	t.Helper()
+	bin := vigilBinary(t)
+	root, err := os.MkdirTemp("", "ve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &e2eMesh{t: t, bin: bin, root: root}
+	t.Cleanup(func() {
+		for _, n := range m.nodes {
+			n.killIfRunning()
+		}
+		if t.Failed() {
+			for _, n := range m.nodes {
+				n.dumpLog(200)
+			}
+		}
+		if t.Failed() && os.Getenv("VIGIL_E2E_KEEP") != "" {
+			t.Logf("VIGIL_E2E_KEEP is set: kept the nodes' homes and folders in %s", root)
+			return
+		}
+		os.RemoveAll(root)
+	})
+	return m
+}
+
+// e2eFolder is a folder a node protects.
+type e2eFolder struct {
+	id       string
+	path     string
+	backupTo []string
+}
+
+// e2eNode is one vigil node: its home, identity and child process.
+type e2eNode struct {
+	m       *e2eMesh
+	t       *testing.T
+	name    string
+	home    string
+	id      string
+	port    int
+	logPath string
+
+	peers     []*e2eNode
+	folders   []e2eFolder
+	backupFor map[string][]string // peer name -> folder ids
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // exit status, valid after done
+}
+
+// node runs `vigil init` for a new node listening on a free loopback port
+// and returns it; its peer id is read from init's output.
+func (m *e2eMesh) node(name string) *e2eNode {
+	t := m.t
+	t.Helper()
+	n := &e2eNode{m: m, t: t, name: name, home: filepath.Join(m.root, name),
+		port: freeTCPPort(t), backupFor: map[string][]string{}}
+	n.logPath = filepath.Join(m.root, name+".log")
+	code, out, errOut := m.vigil(30*time.Second, "init", "--home", n.home, "--name", name, "--listen", n.listenAddr())
+	if code != 0 {
+		t.Fatalf("vigil init %s: exit %d\nstdout: %s\nstderr: %s", name, code, out, errOut)
+	}
+	lines := strings.Fields(strings.TrimSpace(out))
+	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "12D3KooW") {
+		t.Fatalf("vigil init %s: no peer id in stdout %q", name, out)
+	}
+	n.id = lines[len(lines)-1]
+	m.nodes = append(m.nodes, n)
+	return n
+}
+
+// dir creates and returns a directory under the mesh root, for a protected folder.
+func (m *e2eMesh) dir(name string) string {
+	m.t.Helper()
+	p := filepath.Join(m.root, name)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		m.t.Fatal(err)
+	}
+	return p
+}
+
+// vigil runs the vigil binary with args, giving up after timeout, and
+// returns its exit code (-1 if it did not exit by itself), stdout and stderr.
+func (m *e2eMesh) vigil(timeout time.Duration, args ...string) (int, string, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, m.bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ctx.Err() == nil {
+			code = ee.ExitCode()
+		} else {
+			code = -1
+			fmt.Fprintf(&stderr, "\n[test: %v]", err)
+		}
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func (n *e2eNode) listenAddr() string { return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", n.port) }
+
+// dataDir is the node's data_dir.
+func (n *e2eNode) dataDir() string { return filepath.Join(n.home, "data") }
+
+// replicaDir is where n keeps folder of src: DATA_DIR/replicas/<src id>/<folder>.
+func (n *e2eNode) replicaDir(src *e2eNode, folder string) string {
+	return filepath.Join(n.dataDir(), "replicas", src.id, folder)
+}
+
+// allow adds peers to n's allow-list.
+func (n *e2eNode) allow(peers ...*e2eNode) { n.peers = append(n.peers, peers...) }
+
+// protect makes n protect dir as folder id, backed up to the named peers.
+func (n *e2eNode) protect(id, dir string, backupTo ...*e2eNode) {
+	f := e2eFolder{id: id, path: dir}
+	for _, b := range backupTo {
+		f.backupTo = append(f.backupTo, b.name)
+	}
+	n.folders = append(n.folders, f)
+}
+
+// keepFor makes n keep the given folders of src (backup_for).
+func (n *e2eNode) keepFor(src *e2eNode, folders ...string) {
+	n.backupFor[src.name] = append(n.backupFor[src.name], folders...)
+}
+
+func yamlList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = yamlString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// writeConfig writes n's vigil.yaml from its peers, folders and backup_for.
+func (n *e2eNode) writeConfig() {
+	n.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "node:\n  name: %s\n  listen: %s\n  data_dir: data\n  control: vigil.sock\n",
+		yamlString(n.name), yamlList([]string{n.listenAddr()}))
+	if len(n.peers) == 0 {
+		b.WriteString("peers: []\n")
+	} else {
+		b.WriteString("peers:\n")
+		for _, p := range n.peers {
+			fmt.Fprintf(&b, "  - name: %s\n    id: %s\n    addrs: %s\n", yamlString(p.name), yamlString(p.id), yamlList([]string{p.listenAddr()}))
+		}
+	}
+	if len(n.folders) == 0 {
+		b.WriteString("folders: []\n")
+	} else {
+		b.WriteString("folders:\n")
+		for _, f := range n.folders {
+			fmt.Fprintf(&b, "  - id: %s\n    path: %s\n    backup_to: %s\n", yamlString(f.id), yamlString(f.path), yamlList(f.backupTo))
+		}
+	}
+	if len(n.backupFor) == 0 {
+		b.WriteString("backup_for: []\n")
+	} else {
+		b.WriteString("backup_for:\n")
+		names := make([]string, 0, len(n.backupFor))
+		for p := range n.backupFor {
+			names = append(names, p)
+		}
+		sort.Strings(names)
+		for _, p := range names {
+			fmt.Fprintf(&b, "  - peer: %s\n    folders: %s\n", yamlString(p), yamlList(n.backupFor[p]))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(n.home, "vigil.yaml"), []byte(b.String()), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// start writes the config and runs `vigil run --log-format json` in the
+// background, its output appended to n's log file, then waits until its
+// control endpoint answers.
+func (n *e2eNode) start() {
+	t := n.t
+	t.Helper()
+	n.writeConfig()
+	n.mu.Lock()
+	if n.cmd != nil {
+		n.mu.Unlock()
+		t.Fatalf("%s: already running", n.name)
+	}
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		n.mu.Unlock()
+		t.Fatal(err)
+	}
+	fmt.Fprintf(logf, "=== %s: vigil run started at %s\n", n.name, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(n.m.bin, "run", "--home", n.home, "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		n.mu.Unlock()
+		t.Fatalf("%s: start vigil run: %v", n.name, err)
+	}
+	done := make(chan struct{})
+	n.cmd, n.done = cmd, done
+	n.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		n.mu.Lock()
+		n.err = err
+		n.mu.Unlock()
+		close(done)
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-done:
+			n.mu.Lock()
+			err := n.err
+			n.cmd = nil
+			n.mu.Unlock()
+			t.Fatalf("%s: vigil run exited while starting: %v", n.name, err)
+		default:
+		}
+		code, _, errOut := n.m.vigil(10*time.Second, "status", "--home", n.home, "--json")
+		if code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: control endpoint not answering after 30s; last `vigil status`: exit %d: %s", n.name, code, errOut)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit (status 0).
+func (n *e2eNode) stop() {
+	n.t.Helper()
+	n.signalAndWait(syscall.SIGTERM, true)
+}
+
+// kill sends SIGKILL (kill -9) and waits for the process to end.
+func (n *e2eNode) kill() {
+	n.t.Helper()
+	n.signalAndWait(syscall.SIGKILL, false)
+}
+
+func (n *e2eNode) signalAndWait(sig syscall.Signal, wantClean bool) {
+	t := n.t
+	t.Helper()
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		t.Fatalf("%s: not running", n.name)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%s: signal %v: %v", n.name, sig, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s: vigil run did not exit within 30s of %v", n.name, sig)
+	}
+	n.mu.Lock()
+	err := n.err
+	n.cmd = nil
+	n.mu.Unlock()
+	if wantClean && err != nil {
+		t.Fatalf("%s: vigil run did not stop cleanly on %v: %v", n.name, sig, err)
+	}
+}
+
+// killIfRunning kills the process if it still runs (test cleanup).
+func (n *e2eNode) killIfRunning() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.cmd = nil
+	n.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// dumpLog prints the last max lines of the node's log.
+func (n *e2eNode) dumpLog(max int) {
+	data, err := os.ReadFile(n.logPath)
+	if err != nil {
+		n.t.Logf("%s: no log: %v", n.name, err)
+		return
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	skipped := 0
+	if len(lines) > max {
+		skipped = len(lines) - max
+		lines = lines[skipped:]
+	}
+	n.t.Logf("----- log of %s (%s, %d earlier lines left out) -----\n%s", n.name, n.id, skipped, strings.Join(lines, "\n"))
+}
+
+// waitSynced runs `vigil lag --wait-synced 60s` on n and fails the test
+// unless it exits 0.
+func (n *e2eNode) waitSynced() {
+	t := n.t
+	t.Helper()
+	start := time.Now()
+	code, out, errOut := n.m.vigil(90*time.Second, "lag", "--home", n.home, "--wait-synced", "60s")
+	if code != 0 {
+		_, lag, _ := n.m.vigil(10*time.Second, "lag", "--home", n.home, "--json")
+		t.Fatalf("%s: `vigil lag --wait-synced 60s` exit %d after %v\nstdout: %s\nstderr: %s\nlag --json: %s",
+			n.name, code, time.Since(start).Round(time.Millisecond), out, errOut, lag)
+	}
+	t.Logf("%s: synced (wait-synced took %v)", n.name, time.Since(start).Round(time.Millisecond))
+}
+
+// status runs `vigil status --json` on n.
+func (n *e2eNode) status() node.StatusReport {
+	t := n.t
+	t.Helper()
+	code, out, errOut := n.m.vigil(20*time.Second, "status", "--home", n.home, "--json")
+	if code != 0 {
+		t.Fatalf("%s: `vigil status --json`: exit %d: %s", n.name, code, errOut)
+	}
+	var s node.StatusReport
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%s: `vigil status --json`: %v\n%s", n.name, err, out)
+	}
+	return s
+}
+
+// lag runs `vigil lag --json` on n.
+func (n *e2eNode) lag() node.LagReport {
+	t := n.t
+	t.Helper()
+	code, out, errOut := n.m.vigil(20*time.Second, "lag", "--home", n.home, "--json")
+	if code != 0 {
+		t.Fatalf("%s: `vigil lag --json`: exit %d: %s", n.name, code, errOut)
+	}
+	var r node.LagReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%s: `vigil lag --json`: %v\n%s", n.name, err, out)
+	}
+	return r
+}
+
+// replicaStatus returns the entry of n's status for folder of src.
+func (n *e2eNode) replicaStatus(src *e2eNode, folder string) node.ReplicaReport {
+	n.t.Helper()
+	s := n.status()
+	for _, r := range s.Replicas {
+		if r.Source == src.id && r.Folder == folder {
+			return r
+		}
+	}
+	n.t.Fatalf("%s: status shows no replica of %s/%s: %+v", n.name, src.name, folder, s.Replicas)
+	return node.ReplicaReport{}
+}
+
+// pollUntil polls cond every 50ms until it holds, failing the test after d.
+func pollUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// requireSameTree fails the test unless dst mirrors src exactly.
+func requireSameTree(t *testing.T, src, dst string) {
+	t.Helper()
+	diffs, n := treeDiff(src, dst)
+	if len(diffs) > 0 {
+		total := len(diffs)
+		if total > 40 {
+			diffs = diffs[:40]
+		}
+		t.Fatalf("replica %s differs from source %s (%d differences, first %d):\n%s", dst, src, total, len(diffs), strings.Join(diffs, "\n"))
+	}
+	t.Logf("replica identical to source: %d entries compared", n)
+}
+
+// treeDiff compares the tree under dst with the one under src: entry kinds,
+// file content, permission bits (files and directories), modification
+// times (files, directories, and symlinks themselves via Lstat), symlink
+// targets, empty directories, and entries present in dst only. The roots
+// themselves are not compared. It returns the differences and the number of
+// entries of src compared.
+func treeDiff(src, dst string) ([]string, int) {
+	var diffs []string
+	seen := map[string]bool{}
+	count := 0
+	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			diffs = append(diffs, "walk source: "+err.Error())
+			return nil
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			return nil
+		}
+		seen[rel] = true
+		count++
+		a, err := os.Lstat(p)
+		if err != nil {
+			diffs = append(diffs, "source: "+err.Error())
+			return nil
+		}
+		q := filepath.Join(dst, rel)
+		b, err := os.Lstat(q)
+		if err != nil {
+			diffs = append(diffs, fmt.Sprintf("%s: missing in replica (%v, %d bytes)", rel, a.Mode(), a.Size()))
+			if a.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if a.Mode().Type() != b.Mode().Type() {
+			diffs = append(diffs, fmt.Sprintf("%s: type %v in source, %v in replica", rel, a.Mode().Type(), b.Mode().Type()))
+			if a.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if a.Mode()&fs.ModeSymlink == 0 && a.Mode().Perm() != b.Mode().Perm() {
+			diffs = append(diffs, fmt.Sprintf("%s: mode %v in source, %v in replica", rel, a.Mode().Perm(), b.Mode().Perm()))
+		}
+		if !a.ModTime().Equal(b.ModTime()) {
+			diffs = append(diffs, fmt.Sprintf("%s: mtime %s in source, %s in replica (%v)", rel,
+				a.ModTime().Format(time.RFC3339Nano), b.ModTime().Format(time.RFC3339Nano), a.Mode().Type()))
+		}
+		switch {
+		case a.Mode()&fs.ModeSymlink != 0:
+			ta, _ := os.Readlink(p)
+			tb, err := os.Readlink(q)
+			if err != nil || ta != tb {
+				diffs = append(diffs, fmt.Sprintf("%s: symlink to %q in source, %q in replica (%v)", rel, ta, tb, err))
+			}
+		case a.Mode().IsRegular():
+			if a.Size() != b.Size() {
+				diffs = append(diffs, fmt.Sprintf("%s: size %d in source, %d in replica", rel, a.Size(), b.Size()))
+			} else if ha, hb := fileSum(p), fileSum(q); ha != hb {
+				diffs = append(diffs, fmt.Sprintf("%s: content differs (same size %d)", rel, a.Size()))
+			}
+		}
+		return nil
+	})
+	filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) || p != dst {
+				diffs = append(diffs, "walk replica: "+err.Error())
+			} else {
+				diffs = append(diffs, "replica directory "+dst+" does not exist")
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(dst, p)
+		if rel != "." && !seen[rel] {
+			diffs = append(diffs, "extra in replica: "+rel)
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+		}
+		return nil
+	})
+	return diffs, count
+}
+
+func fileSum(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	s := sha256.Sum256(b)
+	return string(s[:])
+}
+
+// mustWrite creates p (and its parents) with data and exactly mode perm.
+func mustWrite(t *testing.T, p string, data []byte, perm fs.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, perm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// randomBytes returns n bytes from rng.
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	for i := n - n%8; i < n; i++ {
+		b[i] = byte(rng.UintN(256))
+	}
+	return b
+}
+
+// workload applies seeded random operations to dir: create, modify in place,
+// append, truncate, insert in the middle, delete, rename a file, rename a
+// whole directory, chmod, set mtime, symlink, mkdir and rmdir. Many follow
+// each other within microseconds; a quarter are followed by a pause of up to
+// 25ms, so several hundred operations take a few seconds. It counts the
+// operations done in done (may be nil) and stops early when stop is closed.
+// It uses no *testing.T so that it can run in its own goroutine; an
+// operation that fails (e.g. on a path a concurrent rename moved) is simply
+// skipped: the comparison of the trees is what the tests check.
+func workload(dir string, seed uint64, ops int, done *atomic.Int64, stop <-chan struct{}) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	files := listFiles(dir)
+	dirs := []string{""}
+	abs := func(rel string) string { return filepath.Join(dir, filepath.FromSlash(rel)) }
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	write := func(rel string, data []byte, perm fs.FileMode) bool {
+		p := abs(rel)
+		if os.MkdirAll(filepath.Dir(p), 0o755) != nil {
+			return false
+		}
+		return os.WriteFile(p, data, perm) == nil
+	}
+	for i := 0; i < ops; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		switch op := rng.IntN(14); {
+		case op < 3 || len(files) == 0: // create
+			p := path.Join(pick(dirs), fmt.Sprintf("f%d.bin", i))
+			if write(p, randomBytes(rng, rng.IntN(70000)), 0o644) {
+				files = append(files, p)
+			}
+		case op == 3: // modify in place
+			if f, err := os.OpenFile(abs(pick(files)), os.O_WRONLY, 0); err == nil {
+				f.WriteAt(randomBytes(rng, 100+rng.IntN(5000)), int64(rng.IntN(20000)))
+				f.Close()
+			}
+		case op == 4: // append
+			if f, err := os.OpenFile(abs(pick(files)), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+				f.Write(randomBytes(rng, rng.IntN(9000)))
+				f.Close()
+			}
+		case op == 5: // truncate
+			os.Truncate(abs(pick(files)), int64(rng.IntN(3000)))
+		case op == 6: // insert in the middle: rewrite the file
+			p := pick(files)
+			if b, err := os.ReadFile(abs(p)); err == nil {
+				at := rng.IntN(len(b) + 1)
+				nb := append(append(append([]byte{}, b[:at]...), randomBytes(rng, 1+rng.IntN(300))...), b[at:]...)
+				os.WriteFile(abs(p), nb, 0o644)
+			}
+		case op == 7: // delete
+			k := rng.IntN(len(files))
+			os.Remove(abs(files[k]))
+			files = append(files[:k], files[k+1:]...)
+		case op == 8: // rename a file
+			k := rng.IntN(len(files))
+			np := path.Join(pick(dirs), fmt.Sprintf("r%d.bin", i))
+			if os.Rename(abs(files[k]), abs(np)) == nil {
+				files[k] = np
+			}
+		case op == 9: // chmod or set mtime
+			p := abs(pick(files))
+			if rng.IntN(2) == 0 {
+				os.Chmod(p, []fs.FileMode{0o600, 0o644, 0o755}[rng.IntN(3)])
+			} else {
+				ts := time.Unix(1600000000+int64(rng.IntN(100000000)), int64(rng.IntN(1e9)))
+				os.Chtimes(p, ts, ts)
+			}
+		case op == 10: // mkdir
+			d := path.Join(pick(dirs), fmt.Sprintf("d%d", i))
+			if os.Mkdir(abs(d), 0o755) == nil {
+				dirs = append(dirs, d)
+			}
+		case op == 11: // symlink, relative (dangling or not)
+			target := fmt.Sprintf("target-%d", i)
+			if len(files) > 0 && rng.IntN(2) == 0 {
+				target = "../" + path.Base(pick(files))
+			}
+			os.Symlink(target, abs(path.Join(pick(dirs), fmt.Sprintf("l%d", i))))
+		case op == 12: // rmdir: remove an empty directory, or a tree
+			if len(dirs) < 2 {
+				continue
+			}
+			k := 1 + rng.IntN(len(dirs)-1)
+			old := dirs[k]
+			if os.Remove(abs(old)) != nil { // not empty
+				if rng.IntN(3) != 0 {
+					continue
+				}
+				os.RemoveAll(abs(old))
+			}
+			files = dropUnder(files, old)
+			dirs = dropUnder(dirs, old)
+		case op == 13: // rename a whole directory
+			if len(dirs) < 2 {
+				continue
+			}
+			old := dirs[1+rng.IntN(len(dirs)-1)]
+			nd := path.Join(pick(dirs), fmt.Sprintf("moved%d", i))
+			if nd == old || strings.HasPrefix(nd, old+"/") || os.Rename(abs(old), abs(nd)) != nil {
+				continue
+			}
+			for j := range files {
+				if strings.HasPrefix(files[j], old+"/") {
+					files[j] = nd + strings.TrimPrefix(files[j], old)
+				}
+			}
+			for j := range dirs {
+				if dirs[j] == old || strings.HasPrefix(dirs[j], old+"/") {
+					dirs[j] = nd + strings.TrimPrefix(dirs[j], old)
+				}
+			}
+		}
+		if done != nil {
+			done.Add(1)
+		}
+		if rng.IntN(4) == 0 {
+			time.Sleep(time.Duration(rng.IntN(25)) * time.Millisecond) // spreads the workload in time; not a synchronisation
+		}
+	}
+}
+
+// dropUnder returns the paths of s that are neither dir nor under it.
+func dropUnder(s []string, dir string) []string {
+	var keep []string
+	for _, p := range s {
+		if p != dir && !strings.HasPrefix(p, dir+"/") {
+			keep = append(keep, p)
+		}
+	}
+	return keep
+}
+
+// listFiles returns the regular files under dir as slash-separated relative paths.
+func listFiles(dir string) []string {
+	var files []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return files
+}
+
+// pairOf returns the pair of a lag report for (source, folder, target).
+func pairOf(r node.LagReport, src *e2eNode, folder string, target *e2eNode) (node.LagPair, bool) {
+	for _, p := range r.Pairs {
+		if p.Source == src.id && p.Folder == folder && p.Target == target.id {
+			return p, true
+		}
+	}
+	return node.LagPair{}, false
+}
+
+// peerOf returns the entry of a status report for peer id.
+func peerOf(s node.StatusReport, id string) (node.PeerReport, bool) {
+	for _, p := range s.Peers {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return node.PeerReport{}, false
+}

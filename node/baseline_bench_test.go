@@ -1,0 +1,51 @@
+package node
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkBaseline times the baseline of a folder of large random files
+// between two in-process nodes on loopback (source and target share the
+// machine's cores), from the target's start to the source seeing it live.
+func BenchmarkBaseline(b *testing.B) {
+	const files, size = 4, 64 << 20
+	src := b.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, size)
+	for i := 0; i < files; i++ {
+		for j := 0; j+8 <= len(buf); j += 8 {
+			v := rng.Uint64()
+			for k := 0; k < 8; k++ {
+				buf[j+k] = byte(v >> (8 * k))
+			}
+		}
+		writeFile(b, filepath.Join(src, fmt.Sprintf("f%d", i)), buf, 0o644)
+	}
+	b.SetBytes(files * size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		c := newCluster(b, "laptop", "nas")
+		c.protect("laptop", "docs", src, "nas")
+		lap, nas := c.nodes["laptop"], c.nodes["nas"]
+		lap.start()
+		waitFor(b, time.Minute, "source ready", func() bool {
+			select {
+			case <-lap.n.agents[0].readyCh:
+				return true
+			default:
+				return false
+			}
+		})
+		b.StartTimer()
+		nas.start()
+		lap.waitSynced(5 * time.Minute)
+		b.StopTimer()
+		lap.stop()
+		nas.stop()
+	}
+}
