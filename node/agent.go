@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -70,6 +71,11 @@ type agent struct {
 	// queued under a directory's old name before the watcher followed the
 	// rename are looked up under the new name too.
 	recentMoves []dirMove
+
+	// owned by the run goroutine: files captured by appendFast, and files
+	// to chunk in full at their next observation
+	recheck   map[string]time.Time
+	forceFull map[string]bool
 }
 
 type dirMove struct {
@@ -119,6 +125,9 @@ func newAgent(n *Node, fc *FolderConfig) (*agent, error) {
 		acks:    make(map[peer.ID]*backupState),
 		barrier: make(chan chan uint64),
 		rescan:  make(chan struct{}, 1),
+
+		recheck:   make(map[string]time.Time),
+		forceFull: make(map[string]bool),
 	}
 	for _, name := range fc.BackupTo {
 		pc, _ := n.cfg.PeerByName(name)
@@ -285,9 +294,14 @@ func (a *agent) run(ctx context.Context) error {
 			}
 		case reply := <-a.barrier:
 			reply <- a.j.Last()
-		case <-hb.C:
+		case now := <-hb.C:
 			a.publish(ctx, []byte{pubHeartbeat}, u64(a.j.Last()))
 			a.compact()
+			if due := a.dueRechecks(now); len(due) > 0 {
+				if err := a.capture(ctx, due, false); err != nil {
+					a.failed(err)
+				}
+			}
 		}
 	}
 }
@@ -349,6 +363,13 @@ func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		return
 	}
 	prev := a.files.get(rel)
+	if a.forceFull[rel] {
+		delete(a.forceFull, rel)
+		prev = nil // chunk the whole file again
+	} else if e, ok := a.appendFast(ctx, rel, prev); ok {
+		obs[rel] = e
+		return
+	}
 	e, err := baseline.Stat(a.root, rel, prev, a.ignore)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, baseline.ErrIgnored) &&
@@ -390,6 +411,70 @@ func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 			a.observe(ctx, path.Join(rel, de.Name()), obs)
 		}
 	}
+}
+
+// Appends to big files (logs, databases' write-ahead logs) are captured
+// without reading the whole file again: when a big file only grew and its
+// last chunk is unchanged, the old chunks before it are kept and only the
+// rest is chunked (FastCDC cuts depend only on the bytes since the last
+// cut, so this gives the same chunks as a full pass when the prefix is
+// unchanged). A change before the appended region in the same moment
+// would go unseen, so every file captured this way is chunked in full once
+// it has been quiet for appendRecheck.
+const (
+	appendFastMin = 4 << 20
+	appendRecheck = 3 * time.Second
+)
+
+func (a *agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry) (*baseline.Entry, bool) {
+	if prev == nil || prev.Kind != baseline.KindFile || prev.Size < appendFastMin || len(prev.Chunks) == 0 || a.ignore.Match(rel, false) {
+		return nil, false
+	}
+	abs := filepath.Join(a.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(abs)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() <= prev.Size {
+		return nil, false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(st.Ino) != prev.Inode || uint64(st.Dev) != prev.Dev {
+		return nil, false
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	n := len(prev.Chunks)
+	last := prev.Chunks[n-1]
+	lastOff := prev.Size - int64(last.Size)
+	buf := make([]byte, last.Size)
+	if _, err := f.ReadAt(buf, lastOff); err != nil || baseline.VerifyChunk(last.CID, buf) != nil {
+		return nil, false
+	}
+	tail, err := baseline.ChunkReader(ctx, io.NewSectionReader(f, lastOff, fi.Size()-lastOff), nil)
+	if err != nil {
+		return nil, false
+	}
+	e := *prev
+	e.Chunks = append(prev.Chunks[:n-1:n-1], tail...)
+	e.Size = fi.Size()
+	e.MTime = fi.ModTime()
+	e.Mode = fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	a.recheck[rel] = time.Now()
+	return &e, true
+}
+
+// dueRechecks returns the files captured by appendFast that have been quiet
+// long enough to be chunked in full.
+func (a *agent) dueRechecks(now time.Time) []string {
+	var due []string
+	for p, t := range a.recheck {
+		if now.Sub(t) >= appendRecheck {
+			due = append(due, p)
+			delete(a.recheck, p)
+			a.forceFull[p] = true
+		}
+	}
+	return due
 }
 
 // consistent fixes up observations made while the tree changed under

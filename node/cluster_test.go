@@ -573,3 +573,43 @@ func TestClusterBackupBeyondJournalCapRebaselines(t *testing.T) {
 	lap.waitSynced(60 * time.Second)
 	requireSame(t, src, nas.replicaDir(lap, "docs"))
 }
+
+func TestClusterAppendsToBigFileAndHiddenPrefixChangeConverge(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	rng := rand.New(rand.NewPCG(5, 5))
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(rng.UintN(256))
+	}
+	p := filepath.Join(src, "log.bin")
+	writeFile(t, p, data, 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		f.Write(data[i<<16 : (i+1)<<16])
+		lap.waitSynced(30 * time.Second)
+		requireSame(t, src, nas.replicaDir(lap, "docs"))
+	}
+	f.Close()
+	// a change before the appended region, made together with an append:
+	// caught by the full re-chunk once the file is quiet
+	g, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.WriteAt([]byte("hidden change"), 1000)
+	fi, _ := g.Stat()
+	g.WriteAt(data[:4096], fi.Size())
+	g.Close()
+	waitFor(t, 20*time.Second, "replica to converge after the re-chunk", func() bool {
+		return len(treeDiff(src, nas.replicaDir(lap, "docs"))) == 0
+	})
+}

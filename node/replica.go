@@ -891,28 +891,73 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 	src := newLocalReader(r)
 	defer src.close()
 	return r.rep.WriteFile(e.Path, e.Mode, e.MTime, func(f *os.File) error {
+		run := runCopier{lr: src}
 		for _, ch := range e.Chunks {
-			if d, ok := data[ch.CID]; ok {
+			d, ok := data[ch.CID]
+			if ok {
 				if err := baseline.VerifyChunk(ch.CID, d); err != nil {
 					return err
 				}
-				if _, err := f.Write(d); err != nil {
+			} else {
+				d, ok = got[ch.CID]
+			}
+			if !ok {
+				if err := run.add(f, ch); err != nil {
 					return err
 				}
 				continue
 			}
-			if d, ok := got[ch.CID]; ok {
-				if _, err := f.Write(d); err != nil {
-					return err
-				}
-				continue
+			if err := run.flush(f); err != nil {
+				return err
 			}
-			if err := src.copyChunk(f, ch); err != nil {
+			if _, err := f.Write(d); err != nil {
 				return err
 			}
 		}
-		return nil
+		return run.flush(f)
 	}, store.NoDirSync())
+}
+
+// runCopier copies local chunks in runs: consecutive chunks that sit back
+// to back in one replica file (the unchanged parts of a file's previous
+// version, typically) are copied with one in-kernel copy.
+type runCopier struct {
+	lr   *localReader
+	path string
+	off  int64
+	n    int64
+}
+
+func (rc *runCopier) add(dst *os.File, ch baseline.Chunk) error {
+	locs := rc.lr.r.locs[ch.CID]
+	if len(locs) == 0 {
+		return errChunkUnavailable
+	}
+	pick := locs[0]
+	for _, l := range locs {
+		if rc.n > 0 && l.path == rc.path && l.off == rc.off+rc.n {
+			pick = l
+			break
+		}
+	}
+	if rc.n > 0 && pick.path == rc.path && pick.off == rc.off+rc.n {
+		rc.n += int64(pick.size)
+		return nil
+	}
+	if err := rc.flush(dst); err != nil {
+		return err
+	}
+	rc.path, rc.off, rc.n = pick.path, pick.off, int64(pick.size)
+	return nil
+}
+
+func (rc *runCopier) flush(dst *os.File) error {
+	if rc.n == 0 {
+		return nil
+	}
+	err := rc.lr.copyRange(dst, rc.path, rc.off, rc.n)
+	rc.n = 0
+	return err
 }
 
 // localReader copies chunks out of the replica's files, keeping the last
@@ -930,6 +975,29 @@ func (lr *localReader) close() {
 		lr.f.Close()
 		lr.f = nil
 	}
+}
+
+// copyRange copies n bytes at off of the replica file p into dst.
+func (lr *localReader) copyRange(dst *os.File, p string, off, n int64) error {
+	if p != lr.path {
+		lr.close()
+		f, err := lr.r.rep.Open(p)
+		if err != nil {
+			return errChunkUnavailable
+		}
+		lr.f, lr.path = f, p
+	}
+	if _, err := lr.f.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	got, err := io.Copy(dst, io.LimitReader(lr.f, n))
+	if err != nil {
+		return fmt.Errorf("node: copy %d bytes from %s: %w", n, p, err)
+	}
+	if got != n {
+		return errChunkUnavailable // the file is shorter than the index says
+	}
+	return nil
 }
 
 func (lr *localReader) copyChunk(dst *os.File, ch baseline.Chunk) error {

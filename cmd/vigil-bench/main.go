@@ -47,6 +47,7 @@ func main() {
 const usage = `usage:
   vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [common flags]
   vigil-bench live [--duration 60s] [--trials 200] [--parts latency,wire,files,stream] [common flags]
+  vigil-bench restore [--scale 1.0]   (restore of dataset B vs cp -a of the replica)
 common flags: --dir DIR, --vigil PATH, --keep
 `
 
@@ -118,6 +119,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = runLive(ctx, o, stdout)
+	case "restore":
+		err = runRestoreBench(args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
