@@ -12,20 +12,33 @@ import (
 // between two in-process nodes on loopback (source and target share the
 // machine's cores), from the target's start to the source seeing it live.
 func BenchmarkBaseline(b *testing.B) {
-	const files, size = 4, 64 << 20
+	b.Run("4x64MiB", func(b *testing.B) {
+		benchBaseline(b, func(rng *rand.Rand, i int) (string, int) { return fmt.Sprintf("f%d", i), 64 << 20 }, 4)
+	})
+	b.Run("5000x1-64KiB", func(b *testing.B) {
+		benchBaseline(b, func(rng *rand.Rand, i int) (string, int) {
+			return fmt.Sprintf("d%d/e%d/f%d", i%10, i%97, i), 1<<10 + rng.IntN(63<<10)
+		}, 5000)
+	})
+}
+
+func benchBaseline(b *testing.B, file func(*rand.Rand, int) (string, int), files int) {
 	src := b.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, size)
+	var total int64
 	for i := 0; i < files; i++ {
+		name, size := file(rng, i)
+		buf := make([]byte, size)
 		for j := 0; j+8 <= len(buf); j += 8 {
 			v := rng.Uint64()
 			for k := 0; k < 8; k++ {
 				buf[j+k] = byte(v >> (8 * k))
 			}
 		}
-		writeFile(b, filepath.Join(src, fmt.Sprintf("f%d", i)), buf, 0o644)
+		writeFile(b, filepath.Join(src, name), buf, 0o644)
+		total += int64(size)
 	}
-	b.SetBytes(files * size)
+	b.SetBytes(total)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()

@@ -1000,6 +1000,25 @@ func (lr *localReader) copyRange(dst *os.File, p string, off, n int64) error {
 	return nil
 }
 
+// readChunk reads a chunk from the replica's files.
+func (lr *localReader) readChunk(ch baseline.Chunk) ([]byte, error) {
+	for _, l := range lr.r.locs[ch.CID] {
+		if l.path != lr.path {
+			lr.close()
+			f, err := lr.r.rep.Open(l.path)
+			if err != nil {
+				continue
+			}
+			lr.f, lr.path = f, l.path
+		}
+		buf := make([]byte, l.size)
+		if _, err := lr.f.ReadAt(buf, l.off); err == nil {
+			return buf, nil
+		}
+	}
+	return nil, errChunkUnavailable
+}
+
 func (lr *localReader) copyChunk(dst *os.File, ch baseline.Chunk) error {
 	for _, l := range lr.r.locs[ch.CID] {
 		if l.path != lr.path {

@@ -279,8 +279,9 @@ func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 		if err := f.Sync(); err != nil {
 			return nil, &PathError{Op: op, Path: rel, Err: err}
 		}
-	} else {
-		// start writeback now so the caller's SyncFS finds little to do
+	} else if st, err := f.Stat(); err == nil && st.Size() >= 1<<20 {
+		// start writeback of a big file now so the caller's SyncFS finds
+		// little left to do
 		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if err := f.Close(); err != nil {
@@ -365,8 +366,12 @@ func dirMode(mode fs.FileMode) fs.FileMode { return mode.Perm() | 0o700 }
 // Mkdir makes rel a directory with mode (see SetMeta) and mtime (skipped if
 // zero), creating parents. An existing directory only gets its mode and
 // mtime set; an existing file or symlink at rel is replaced.
-func (r *Replica) Mkdir(rel string, mode fs.FileMode, mtime time.Time) error {
+func (r *Replica) Mkdir(rel string, mode fs.FileMode, mtime time.Time, opts ...WriteOption) error {
 	const op = "mkdir"
+	var o writeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	abs, err := r.resolveCreate(op, rel)
 	if err != nil {
 		return err
@@ -388,8 +393,10 @@ func (r *Replica) Mkdir(rel string, mode fs.FileMode, mtime time.Time) error {
 				return &PathError{Op: op, Path: rel, Err: fmt.Errorf("created concurrently: %w", fs.ErrExist)}
 			}
 		}
-		if err := syncDir(filepath.Dir(abs)); err != nil {
-			return &PathError{Op: op, Path: rel, Err: err}
+		if !o.noDirSync {
+			if err := syncDir(filepath.Dir(abs)); err != nil {
+				return &PathError{Op: op, Path: rel, Err: err}
+			}
 		}
 	default:
 		return &PathError{Op: op, Path: rel, Err: err}
