@@ -4,7 +4,7 @@ GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 15s
 
-.PHONY: all build test vet fmt bench-baseline bench-live fuzz clean
+.PHONY: all build test vet fmt bench-baseline bench-live bench-restore fuzz clean
 
 all: build
 
@@ -31,6 +31,10 @@ bench-baseline:
 ## bench-live: replication lag of live changes (see docs/benchmarks.md)
 bench-live:
 	$(GO) run ./cmd/vigil-bench live $(BENCHFLAGS)
+
+## bench-restore: restore of dataset B against cp -a of the replica
+bench-restore:
+	$(GO) run ./cmd/vigil-bench restore $(BENCHFLAGS)
 
 ## fuzz: run every Fuzz target of every package for $(FUZZTIME) each
 fuzz:

@@ -45,7 +45,7 @@ func main() {
 }
 
 const usage = `usage:
-  vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [common flags]
+  vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [--trials 2] [common flags]
   vigil-bench live [--duration 60s] [--trials 200] [--parts latency,wire,files,stream] [common flags]
   vigil-bench restore [--scale 1.0]   (restore of dataset B vs cp -a of the replica)
 common flags: --dir DIR, --vigil PATH, --keep
@@ -80,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		o.common.register(fs)
+		fs.IntVar(&o.trials, "trials", 2, "runs of each tool, alternating which goes first; the best counts")
 		fs.StringVar(&o.dataset, "dataset", "both", "dataset to run: A (many small files), B (4 large files) or both")
 		fs.Float64Var(&o.scale, "scale", 1.0, "shrink (or grow) both datasets by this factor, e.g. 0.05 for a quick run")
 		if err := fs.Parse(args[1:]); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,7 +17,8 @@ import (
 )
 
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
+	var cpuProfile string
+	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the node in the foreground until SIGINT or SIGTERM",
 		Long: "run starts the node described by vigil.yaml: it protects its folders, keeps the folders\n" +
@@ -24,9 +26,22 @@ func newRunCmd() *cobra.Command {
 			"stops cleanly (journal flushed, state saved). A second signal during shutdown kills it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return usageErrorf("--cpuprofile: %v", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return runNode(cmd.Context(), globalsFrom(cmd))
 		},
 	}
+	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for performance work)")
+	return c
 }
 
 func runNode(ctx context.Context, g *globals) error {
