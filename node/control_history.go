@@ -196,7 +196,7 @@ func historyOf(d *replicaData, p string) ([]Version, error) {
 	var current bool
 	err = d.db.View(func(tx *store.Tx) error {
 		var err error
-		vs, err = pathVersions(tx, d.hist, p)
+		vs, err = d.hist.versions(tx, p)
 		current = tx.Get(d.bucket, []byte(p)) != nil
 		return err
 	})

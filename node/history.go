@@ -173,33 +173,3 @@ func (h *history) versions(tx *store.Tx, p string) ([]Version, error) {
 	})
 	return out, err
 }
-
-// stateAt returns, for every path, its newest version with Seq <= seq and
-// Time <= at (zero at: no time bound). Paths absent at that point are left
-// out. first is the time of the oldest version kept (zero if none).
-func (h *history) stateAt(tx *store.Tx, at time.Time, seq uint64) (state map[string]*Version, first time.Time, err error) {
-	state = make(map[string]*Version)
-	err = tx.ForEach(h.bucket, func(k, v []byte) error {
-		ver, err := decodeVersion(k, v)
-		if err != nil {
-			return err
-		}
-		if first.IsZero() || ver.Time.Before(first) {
-			first = ver.Time
-		}
-		if seq != 0 && ver.Seq > seq {
-			return nil
-		}
-		if !at.IsZero() && ver.Time.After(at) {
-			return nil
-		}
-		state[ver.Path] = &ver
-		return nil
-	})
-	for p, v := range state {
-		if v.Entry == nil {
-			delete(state, p)
-		}
-	}
-	return state, first, err
-}

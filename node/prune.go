@@ -56,7 +56,7 @@ func (r *replica) pruneHistory(now time.Time) error {
 			group, keys = group[:0], keys[:0]
 		}
 		err := tx.ForEach(r.hist.bucket, func(k, v []byte) error {
-			ver, err := decodeVersionRow(k, v)
+			ver, err := decodeVersion(k, v)
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ const (
 	behindWait     = 150 * time.Millisecond // a heartbeat ahead of us waits this long before a pull
 	maxPending     = 8192                   // out-of-order records buffered from pubsub
 	applyBatch     = 512                    // records applied per commit
-	stageBytes     = 64 << 20               // baseline: bytes staged per sync
+	stageBytes     = 256 << 20              // baseline: bytes staged per sync
 	stageFiles     = 2048                   // baseline: files staged per sync
 	ackEvery       = time.Second
 	retryBaseline  = 2 * time.Second

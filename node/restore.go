@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -261,7 +260,7 @@ func pointInTime(tx *store.Tx, h *history, at time.Time, seq uint64) (*pitState,
 	ps := &pitState{}
 	vs := make(map[string]*Version)
 	err := tx.ForEach(h.bucket, func(k, v []byte) error {
-		ver, err := decodeVersionRow(k, v)
+		ver, err := decodeVersion(k, v)
 		if err != nil {
 			return err
 		}
@@ -924,45 +923,4 @@ func (rs *restorer) verify(e *baseline.Entry, s *segment) {
 		s.err = fmt.Errorf("node: restore %s: chunk %s %s", e.Path, sc.c.CID, why)
 		return
 	}
-}
-
-// decodeVersionRow decodes a version row (see history.go): the key is the
-// path, 0x00 and the seq as 8 bytes big endian, so the separator is found
-// from the end (the seq itself may hold 0x00 bytes).
-func decodeVersionRow(k, val []byte) (Version, error) {
-	var v Version
-	i := len(k) - 9
-	if i < 0 || k[i] != 0 || len(val) < 9 {
-		return v, fmt.Errorf("node: bad history row %q", k)
-	}
-	v.Path = string(k[:i])
-	v.Seq = binary.BigEndian.Uint64(k[i+1:])
-	v.Time = time.Unix(0, int64(binary.BigEndian.Uint64(val)))
-	if val[8] == 1 {
-		e, _, err := baseline.DecodeEntry(val[9:])
-		if err != nil {
-			return v, fmt.Errorf("node: history row of %q: %w", v.Path, err)
-		}
-		e.Path = v.Path
-		v.Entry = &e
-	}
-	return v, nil
-}
-
-// pathVersions returns the versions of path p (oldest first) from tx.
-func pathVersions(tx *store.Tx, h *history, p string) ([]Version, error) {
-	var out []Version
-	prefix := append([]byte(p), 0)
-	err := tx.Seek(h.bucket, prefix, func(k, v []byte) error {
-		if len(k) != len(prefix)+8 {
-			return nil
-		}
-		ver, err := decodeVersionRow(k, v)
-		if err != nil {
-			return err
-		}
-		out = append(out, ver)
-		return nil
-	})
-	return out, err
 }
