@@ -872,40 +872,82 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 		}
 		want = append(want, ch.CID)
 	}
-	got := make(map[cid.Cid][]byte, len(want))
-	if len(want) > 0 {
-		err := r.fetch(ctx, want, func(f fetched) error {
-			if f.Data == nil {
-				return errChunkUnavailable
-			}
-			got[f.CID] = f.Data
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
 	if err := ap.keep(prev, e); err != nil {
 		return err
 	}
+	// The chunks to fetch stream in while the file is written (in order of
+	// first use), so memory does not grow with the change.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := make(chan fetched, 256)
+	ferr := make(chan error, 1)
+	if len(want) > 0 {
+		go func() {
+			defer close(in)
+			ferr <- r.fetch(fctx, want, func(f fetched) error {
+				select {
+				case in <- f:
+					return nil
+				case <-fctx.Done():
+					return fctx.Err()
+				}
+			})
+		}()
+	} else {
+		close(in)
+		ferr <- nil
+	}
+	defer func() {
+		cancel()
+		for range in {
+		}
+	}()
+	wanted := make(map[cid.Cid]bool, len(want))
+	for _, c := range want {
+		wanted[c] = true
+	}
 	src := newLocalReader(r)
 	defer src.close()
-	return r.rep.WriteFile(e.Path, e.Mode, e.MTime, func(f *os.File) error {
+	err := r.rep.WriteFile(e.Path, e.Mode, e.MTime, func(f *os.File) error {
 		run := runCopier{lr: src}
+		written := make(map[cid.Cid]int64) // fetched chunks already in f
+		var off int64
 		for _, ch := range e.Chunks {
+			at := off
+			off += int64(ch.Size)
 			d, ok := data[ch.CID]
-			if ok {
+			switch {
+			case ok:
 				if err := baseline.VerifyChunk(ch.CID, d); err != nil {
 					return err
 				}
-			} else {
-				d, ok = got[ch.CID]
-			}
-			if !ok {
+			case !wanted[ch.CID]:
 				if err := run.add(f, ch); err != nil {
 					return err
 				}
 				continue
+			default:
+				if err := run.flush(f); err != nil {
+					return err
+				}
+				if o, seen := written[ch.CID]; seen {
+					if err := copyWithin(f, o, int64(ch.Size)); err != nil {
+						return err
+					}
+					continue
+				}
+				got, more := <-in
+				if !more {
+					if err := <-ferr; err != nil {
+						return err
+					}
+					return fmt.Errorf("node: fetch from %s ended early", r.sourceName)
+				}
+				if got.Data == nil || !got.CID.Equals(ch.CID) {
+					return errChunkUnavailable
+				}
+				d = got.Data
+				written[ch.CID] = at
 			}
 			if err := run.flush(f); err != nil {
 				return err
@@ -916,6 +958,16 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 		}
 		return run.flush(f)
 	}, store.NoDirSync())
+	if err != nil {
+		return err
+	}
+	cancel()
+	for range in {
+	}
+	if err := <-ferr; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 // runCopier copies local chunks in runs: consecutive chunks that sit back
