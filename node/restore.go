@@ -334,7 +334,6 @@ func restoreReplica(ctx context.Context, d *replicaData, req RestoreRequest, pro
 
 	// 1. the state to restore, and where the current replica holds chunks
 	var ents []*baseline.Entry
-	locs := make(locIndex)
 	cur := make(map[string]*baseline.Entry)
 	err = d.db.View(func(tx *store.Tx) error {
 		err := tx.ForEach(d.bucket, func(k, v []byte) error {
@@ -344,7 +343,6 @@ func restoreReplica(ctx context.Context, d *replicaData, req RestoreRequest, pro
 			}
 			e.Path = string(k)
 			cur[e.Path] = e
-			locs.add(e)
 			return nil
 		})
 		if err != nil {
@@ -446,7 +444,7 @@ func restoreReplica(ctx context.Context, d *replicaData, req RestoreRequest, pro
 			total += e.Size
 		}
 	}
-	rs := &restorer{d: d, in: in, out: out, outDir: to, locs: locs, cur: cur, total: total, progress: progress}
+	rs := &restorer{d: d, in: in, out: out, outDir: to, cur: cur, total: total, progress: progress}
 	defer rs.closeIn()
 	var dirs []*baseline.Entry
 	for _, e := range ents {
@@ -529,7 +527,7 @@ type restorer struct {
 	in       *os.Root // the replica tree (nil if it does not exist)
 	out      *os.Root
 	outDir   string
-	locs     locIndex
+	locs     locIndex // built from cur on first use: whole-file copies need none
 	cur      map[string]*baseline.Entry // the replica's current index
 	total    int64
 	done     int64
@@ -869,6 +867,12 @@ func (rs *restorer) produce(ctx context.Context, e *baseline.Entry, emit func(*s
 func (rs *restorer) pick(p string, off int64, c baseline.Chunk) (chunkLoc, bool) {
 	if rs.in == nil {
 		return chunkLoc{}, false
+	}
+	if rs.locs == nil {
+		rs.locs = make(locIndex)
+		for _, e := range rs.cur {
+			rs.locs.add(e)
+		}
 	}
 	best := -1
 	for i, l := range rs.locs[c.CID] {
