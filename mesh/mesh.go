@@ -162,7 +162,7 @@ func newHost(cfg Config, g connmgr.ConnectionGater, bw metrics.Reporter) (host.H
 		// TLS first: it is the faster of the two for bulk streams.
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, bulkYamux()),
 		libp2p.ConnectionGater(g),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(&connmgr.NullConnMgr{}),
@@ -443,4 +443,14 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
+// bulkYamux is yamux with every stream starting at the largest receive
+// window: bulk chunk streams then run at full speed from their first
+// byte instead of waiting for the window to grow (a stream buffers at
+// most its window, 16 MiB, while its reader lags).
+func bulkYamux() *yamux.Transport {
+	tr := *yamux.DefaultTransport
+	tr.InitialStreamWindowSize = tr.MaxStreamWindowSize
+	return &tr
 }

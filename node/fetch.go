@@ -71,11 +71,17 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 		}
 		return nil
 	})
+	// Three stages run side by side: reading frames off the stream,
+	// verifying their chunks, and the caller's fn.
+	type frame struct {
+		batch []cid.Cid
+		body  []byte
+	}
+	frames := make(chan frame, 4)
 	g.Go(func() error {
-		defer close(out)
+		defer close(frames)
 		br := bufio.NewReaderSize(s, 256<<10)
 		for i := 0; i < len(cids); i += chunksPerReq {
-			batch := cids[i:min(i+chunksPerReq, len(cids))]
 			typ, body, err := readFrame(br)
 			if err != nil {
 				return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, err)
@@ -91,8 +97,19 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 			case <-tokens:
 			default:
 			}
-			d := decoder{b: body}
-			for _, c := range batch {
+			select {
+			case frames <- frame{batch: cids[i:min(i+chunksPerReq, len(cids))], body: body}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer close(out)
+		for fr := range frames {
+			d := decoder{b: fr.body}
+			for _, c := range fr.batch {
 				f := fetched{CID: c}
 				if d.byte() == 1 {
 					data := d.bytes(baseline.MaxChunk)

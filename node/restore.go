@@ -527,7 +527,7 @@ type restorer struct {
 	in       *os.Root // the replica tree (nil if it does not exist)
 	out      *os.Root
 	outDir   string
-	locs     locIndex // built from cur on first use: whole-file copies need none
+	locs     locIndex                   // built from cur on first use: whole-file copies need none
 	cur      map[string]*baseline.Entry // the replica's current index
 	total    int64
 	done     int64

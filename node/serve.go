@@ -36,6 +36,8 @@ func (n *Node) handleSync(from peer.ID, s network.Stream) {
 	w := bufio.NewWriterSize(s, 256<<10)
 	srv := &chunkServer{}
 	defer srv.close()
+	q := newSendQueue(w)
+	defer q.close()
 	for {
 		typ, body, err := readFrame(r)
 		if err != nil {
@@ -44,7 +46,17 @@ func (n *Node) handleSync(from peer.ID, s network.Stream) {
 			}
 			return
 		}
-		if err := n.serveOne(ctx, from, typ, body, w, srv, r); err != nil {
+		// Chunk answers go out through the queue; anything else is written
+		// here once the queue is idle.
+		if typ != msgChunksReq {
+			if err := q.sync(); err != nil {
+				return
+			}
+		}
+		if err := n.serveOne(ctx, from, typ, body, w, srv, q); err != nil {
+			if q.sync() != nil {
+				return
+			}
 			var re *remoteError
 			if errors.As(err, &re) {
 				writeFrame(w, msgError, []byte(re.msg))
@@ -55,7 +67,7 @@ func (n *Node) handleSync(from peer.ID, s network.Stream) {
 			}
 			return
 		}
-		if r.Buffered() == 0 {
+		if typ != msgChunksReq && r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
 				return
 			}
@@ -63,7 +75,69 @@ func (n *Node) handleSync(from peer.ID, s network.Stream) {
 	}
 }
 
-func (n *Node) serveOne(ctx context.Context, from peer.ID, typ byte, body []byte, w *bufio.Writer, srv *chunkServer, r *bufio.Reader) error {
+// sendQueue sends chunk answers from a goroutine of its own: a stream
+// write returns only once the muxer has encrypted and sent the data, so
+// reading and framing the next batch overlaps with sending this one.
+type sendQueue struct {
+	w    *bufio.Writer
+	ch   chan []byte // msgChunks payloads; nil asks for a flush and an ack
+	acks chan struct{}
+	free chan []byte
+	done chan struct{}
+	err  error // owned by loop; read after an ack
+}
+
+func newSendQueue(w *bufio.Writer) *sendQueue {
+	q := &sendQueue{w: w, ch: make(chan []byte, 2), acks: make(chan struct{}), free: make(chan []byte, 3), done: make(chan struct{})}
+	for range cap(q.free) {
+		q.free <- nil
+	}
+	go q.loop()
+	return q
+}
+
+func (q *sendQueue) loop() {
+	defer close(q.done)
+	for b := range q.ch {
+		if b == nil {
+			if q.err == nil {
+				q.err = q.w.Flush()
+			}
+			q.acks <- struct{}{}
+			continue
+		}
+		if q.err == nil {
+			q.err = writeFrame(q.w, msgChunks, b)
+		}
+		if q.err == nil && len(q.ch) == 0 {
+			q.err = q.w.Flush()
+		}
+		q.free <- b[:0]
+	}
+	if q.err == nil {
+		q.w.Flush()
+	}
+}
+
+// buffer returns a payload buffer to fill and send.
+func (q *sendQueue) buffer() []byte { return <-q.free }
+
+func (q *sendQueue) send(b []byte) { q.ch <- b }
+
+// sync waits until everything queued is written and flushed; the caller
+// may then write to the stream itself until its next send.
+func (q *sendQueue) sync() error {
+	q.ch <- nil
+	<-q.acks
+	return q.err
+}
+
+func (q *sendQueue) close() {
+	close(q.ch)
+	<-q.done
+}
+
+func (n *Node) serveOne(ctx context.Context, from peer.ID, typ byte, body []byte, w *bufio.Writer, srv *chunkServer, q *sendQueue) error {
 	switch typ {
 	case msgSnapshotReq:
 		a, err := n.servedAgent(from, string(body))
@@ -96,17 +170,18 @@ func (n *Node) serveOne(ctx context.Context, from peer.ID, typ byte, body []byte
 			return err
 		}
 		locs := a.chunkLocsBatch(cids)
-		srv.out = srv.out[:0]
+		out := q.buffer()
 		sent := 0
 		for i := range cids {
 			var ok bool
-			if srv.out, ok = srv.read(a.root, locs[i], srv.out); ok {
+			if out, ok = srv.read(a.root, locs[i], out); ok {
 				sent++
 			}
 		}
 		n.m.chunksSent.Add(float64(sent))
-		n.m.bytesSent.Add(float64(len(srv.out)))
-		return writeFrame(w, msgChunks, srv.out)
+		n.m.bytesSent.Add(float64(len(out)))
+		q.send(out)
+		return nil
 	case msgJournalReq:
 		folder, fromSeq, err := decodeFolderSeq(body)
 		if err != nil {
@@ -174,7 +249,6 @@ type chunkServer struct {
 	f      *os.File
 	buf    []byte // file bytes [bufOff, bufOff+len(buf))
 	bufOff int64
-	out    []byte // the response frame being built
 }
 
 const readAhead = 1 << 20
