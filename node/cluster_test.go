@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
 
 	"github.com/vigil-mesh/vigil/mesh"
 )
@@ -326,7 +327,11 @@ func TestClusterBaselineThenLiveChanges(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m,
+		// go-flow-metrics (libp2p's bandwidth counter) runs one sweeper
+		// goroutine per process, started on first use and never stopped.
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
+	)
 }
 
 var _ = errors.New
