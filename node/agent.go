@@ -74,8 +74,9 @@ type agent struct {
 
 	// owned by the run goroutine: files captured by appendFast, and files
 	// to chunk in full at their next observation
-	recheck   map[string]time.Time
-	forceFull map[string]bool
+	recheck    map[string]time.Time
+	forceFull  map[string]bool
+	retryDelay time.Duration // after a failed capture; reset by a good one
 }
 
 type dirMove struct {
@@ -310,15 +311,17 @@ func (a *agent) run(ctx context.Context) error {
 // index is reloaded from disk (it may have moved ahead of the journal) and
 // a full rescan is scheduled, so the change is captured later, not lost.
 func (a *agent) failed(err error) {
-	a.log.Error("capture failed; will rescan", "err", err)
+	a.retryDelay = min(max(2*a.retryDelay, time.Second), time.Minute)
+	a.log.Error("capture failed; will rescan", "err", err, "retry_in", a.retryDelay)
 	a.n.m.captureErrors.WithLabelValues(a.id).Inc()
 	a.mu.Lock()
 	a.files, a.locs = newTree(), make(locIndex)
+	lerr := a.load()
 	a.mu.Unlock()
-	if lerr := a.load(); lerr != nil {
+	if lerr != nil {
 		a.log.Error("reload index", "err", lerr)
 	}
-	time.AfterFunc(time.Second, func() {
+	time.AfterFunc(a.retryDelay, func() {
 		select {
 		case a.rescan <- struct{}{}:
 		default:
@@ -580,6 +583,7 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 	if err := a.commit(ctx, changes, dirty); err != nil {
 		return err
 	}
+	a.retryDelay = 0
 	a.n.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
 	return nil
 }
