@@ -692,11 +692,41 @@ func (ap *applier) skip(p string, seq uint64) bool {
 	return false
 }
 
+// repairedBelow reports whether a path at or below p was repaired to a
+// state as of seq or later.
+func (ap *applier) repairedBelow(p string, seq uint64) bool {
+	for q, s := range ap.r.repaired {
+		if s >= seq && (q == p || strings.HasPrefix(q, p+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
 func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
-	if ap.skip(c.Path, seq) || (c.Op == OpRename && ap.skip(c.To, seq)) {
+	if c.Op == OpRename {
+		// A repair may already have brought one end of the move past this
+		// record: then only the other end needs updating.
+		fromDone, toDone := ap.skip(c.Path, seq), ap.skip(c.To, seq)
+		switch {
+		case fromDone && toDone:
+			return nil
+		case fromDone:
+			return ap.repair(ctx, c.To)
+		case toDone:
+			return ap.removePath(c.Path)
+		}
+	} else if ap.skip(c.Path, seq) {
 		return nil
 	}
 	err := ap.applyOp(ctx, c)
+	if err == nil && c.Op == OpRename && (ap.repairedBelow(c.Path, seq) || ap.repairedBelow(c.To, seq)) {
+		// Something below the moved tree was repaired to a state newer
+		// than this record: the move carried (or dropped) it under the
+		// wrong assumptions, so bring the destination to the source's
+		// current state as a whole.
+		return ap.repair(ctx, c.To)
+	}
 	if err == nil || !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
 		return err
 	}
@@ -869,6 +899,17 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 		}
 		if len(r.locs[ch.CID]) > 0 {
 			continue
+		}
+		// a chunk this replica held before (kept in its history) need
+		// not travel again
+		if ok, _ := r.hist.chunks.Has(ch.CID); ok {
+			if d, err := r.hist.chunks.Get(ch.CID); err == nil && baseline.VerifyChunk(ch.CID, d) == nil {
+				if data == nil {
+					data = make(map[cid.Cid][]byte)
+				}
+				data[ch.CID] = d
+				continue
+			}
 		}
 		want = append(want, ch.CID)
 	}
@@ -1159,7 +1200,16 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 				err = ap.writeFile(ctx, &e, prev, nil)
 			}
 			if errors.Is(err, errChunkUnavailable) {
-				r.log.Warn("path changed again during repair; it will be repaired by a later record", "path", e.Path)
+				// The file changed again at the source meanwhile. What this
+				// replica holds for it is stale: drop it, so that the later
+				// records for it (a modification, a rename) find no base and
+				// repair it again instead of building on stale content.
+				r.log.Info("path changed again during repair; dropped until a later record repairs it", "path", e.Path)
+				if prev != nil {
+					if err := ap.removePath(e.Path); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			if err != nil {
