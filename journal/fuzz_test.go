@@ -137,23 +137,30 @@ func TestDecodeFrameAllocatesNothingForOversizedLength(t *testing.T) {
 	}
 }
 
-// TestWriteFuzzSeeds keeps testdata/fuzz in step with the seeds above
-// when run with VIGIL_WRITE_FUZZ_SEEDS=1.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("VIGIL_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set VIGIL_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
-	}
+// TestFuzzSeedCorporaMatchTheFormat checks that testdata/fuzz holds the
+// seeds built from the current frame format (so the fuzzers start from
+// valid and torn segments); VIGIL_WRITE_FUZZ_SEEDS=1 rewrites them.
+func TestFuzzSeedCorporaMatchTheFormat(t *testing.T) {
+	rewrite := os.Getenv("VIGIL_WRITE_FUZZ_SEEDS") != ""
 	good := validSegment("one", "two two", "three three three")
 	write := func(fuzz, name string, values ...string) {
 		dir := filepath.Join("testdata", "fuzz", fuzz)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		body := "go test fuzz v1\n"
 		for _, v := range values {
 			body += v + "\n"
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		p := filepath.Join(dir, name)
+		if !rewrite {
+			got, err := os.ReadFile(p)
+			if err != nil || string(got) != body {
+				t.Errorf("%s is missing or out of date (run with VIGIL_WRITE_FUZZ_SEEDS=1): %v", p, err)
+			}
+			return
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
