@@ -104,8 +104,8 @@
 //	0x04  sync      path request      folder, path
 //	0x81  sync      snapshot head     seq, entry count, total bytes
 //	0x82  sync      entries           count, entries
-//	0x83  sync      chunk             chunk bytes (in request order)
-//	0x84  sync      chunk missing     (empty)
+//	0x83  sync      chunks            per CID in request order: 1, length,
+//	                                  bytes; or 0 (not available)
 //	0x85  sync      record            seq, unix nanos, change record
 //	0x86  sync      compacted         first retained seq
 //	0x87  sync      path head         seq the entries are current at

@@ -63,9 +63,11 @@
 // and symlinks, then writes the files whose content it does not hold.
 // Chunks it already has (anywhere in the replica, or earlier in this
 // baseline) are copied locally; all others are fetched once over one
-// pipelined stream (batches of 256 CIDs, 16 batches in flight), verified
-// against their CIDs, written to staged files that are made durable with
-// one syncfs per group (64 MiB or 2048 files) and renamed into place; each
+// pipelined stream (batches of 256 CIDs, each answered by one frame, 16
+// batches in flight; reading, verifying against the CIDs and writing run
+// in separate goroutines). Files go to staged temporary files (small ones
+// assembled in memory and staged by a small pool), are made durable with
+// one syncfs per group (256 MiB or 2048 files) and renamed into place; each
 // group's index rows are committed, so a restart resumes without fetching a
 // chunk again. Records after S0 are applied afterwards.
 //
@@ -78,7 +80,8 @@
 //	0x01 snapshot request   folder
 //	     -> 0x81 head(seq, entries, total bytes), 0x82 entries(count, entry...)..., 0x8E end(seq)
 //	0x02 chunks request     folder, count, CID...  (pipelined; answered in order)
-//	     -> per CID: 0x83 chunk(bytes) or 0x84 missing
+//	     -> 0x83 chunks: per CID in order, 0x01 uvarint(len) bytes, or 0x00
+//	        (no longer available)
 //	0x03 journal request    folder, from seq
 //	     -> 0x85 record(seq, unix nanos (signed), payload)..., 0x8E end(head seq)
 //	        or 0x86 compacted(first retained seq)
