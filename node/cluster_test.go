@@ -618,3 +618,22 @@ func TestClusterAppendsToBigFileAndHiddenPrefixChangeConverge(t *testing.T) {
 		return len(treeDiff(src, nas.replicaDir(lap, "docs"))) == 0
 	})
 }
+
+func TestClusterBurstOfNewFilesIsWrittenInParallelAndMatches(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	writeFile(t, filepath.Join(src, "seed"), []byte("seed"), 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	for i := 0; i < 200; i++ {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("burst/d%d/f%03d", i%5, i)), bytes.Repeat([]byte{byte(i)}, 100+i*37), 0o640)
+	}
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+	if got := nas.n.replicas[0].createdInRuns.Load(); got == 0 {
+		t.Fatal("no new file was written through the parallel create path")
+	}
+}

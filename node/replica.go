@@ -68,6 +68,7 @@ type replica struct {
 	st replicaStatus
 
 	fetchedChunks atomic.Int64
+	createdInRuns atomic.Int64 // files written by createRun
 	msgs          chan []byte
 	kick          chan struct{}
 	ackKick       chan struct{}
@@ -470,12 +471,24 @@ func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
 	applied := r.status().Applied
 	var last wireRecord
 	var firstErr error
-	for _, rec := range recs {
+	for i := 0; i < len(recs); i++ {
+		rec := recs[i]
 		if rec.Seq <= applied {
 			continue
 		}
 		if rec.Seq != applied+1 {
 			break
+		}
+		if n, l, err := ap.createRun(ctx, recs[i:]); n > 0 || err != nil {
+			if n > 0 {
+				applied, last = l.Seq, l
+				i += n - 1
+			}
+			if err != nil {
+				firstErr = err
+				break
+			}
+			continue
 		}
 		c, err := DecodeChange(rec.Payload)
 		ap.seq, ap.at = rec.Seq, rec.Time
@@ -690,6 +703,102 @@ func (ap *applier) skip(p string, seq uint64) bool {
 		}
 	}
 	return false
+}
+
+// createRun applies a run of consecutive records that each create a new
+// file whose bytes all travel inline (a burst of new small files): the
+// files are written and fsynced in parallel (fsyncs of different files
+// share the file system's journal commits), then entered in the index in
+// seq order. It returns how many records it applied and the last of them;
+// runs shorter than minCreateRun are left to the one-by-one path.
+func (ap *applier) createRun(ctx context.Context, recs []wireRecord) (int, wireRecord, error) {
+	const minCreateRun, maxParallel = 4, 4
+	r := ap.r
+	type job struct {
+		rec wireRecord
+		c   *Change
+		e   baseline.Entry
+		err error
+	}
+	var run []*job
+	paths := make(map[string]bool)
+	next := recs[0].Seq
+	for _, rec := range recs {
+		if rec.Seq != next {
+			break
+		}
+		c, err := DecodeChange(rec.Payload)
+		if err != nil || c.Op != OpPut || c.Entry.Kind != baseline.KindFile || c.BaseRoot.Defined() ||
+			r.files.get(c.Path) != nil || paths[c.Path] || ap.skip(c.Path, rec.Seq) {
+			break
+		}
+		if q := parentOf(c.Path); q != "" {
+			if pe := r.files.get(q); pe != nil && pe.Kind != baseline.KindDir {
+				break
+			}
+		}
+		chunks, err := c.Splice.Apply(nil)
+		if err != nil || sumChunks(chunks) != c.Entry.Size {
+			break
+		}
+		inline := true
+		for _, ch := range chunks {
+			if _, ok := c.Data[ch.CID]; !ok {
+				inline = false
+				break
+			}
+		}
+		if !inline {
+			break
+		}
+		e := c.Entry
+		e.Path, e.Chunks = c.Path, chunks
+		run = append(run, &job{rec: rec, c: c, e: e})
+		paths[c.Path] = true
+		next++
+	}
+	if len(run) < minCreateRun {
+		return 0, wireRecord{}, nil
+	}
+	sem := make(chan struct{}, maxParallel)
+	var wg sync.WaitGroup
+	for _, j := range run {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			j.err = r.rep.WriteFile(j.e.Path, j.e.Mode, j.e.MTime, func(f *os.File) error {
+				for _, ch := range j.e.Chunks {
+					d := j.c.Data[ch.CID]
+					if err := baseline.VerifyChunk(ch.CID, d); err != nil {
+						return err
+					}
+					if _, err := f.Write(d); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, store.NoDirSync())
+		}()
+	}
+	wg.Wait()
+	n := 0
+	var last wireRecord
+	for _, j := range run {
+		if j.err != nil {
+			return n, last, fmt.Errorf("node: apply record %d (put %s) to replica %s/%s: %w", j.rec.Seq, j.c.Path, r.sourceName, r.folder, j.err)
+		}
+		ap.seq, ap.at = j.rec.Seq, j.rec.Time
+		e := j.e
+		r.files.put(&e)
+		r.locs.add(&e)
+		ap.touch(e.Path)
+		ap.endChange()
+		n, last = n+1, j.rec
+	}
+	r.createdInRuns.Add(int64(n))
+	return n, last, nil
 }
 
 // repairedBelow reports whether a path at or below p was repaired to a
