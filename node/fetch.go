@@ -155,3 +155,64 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 	}
 	return gerr
 }
+
+// chunkStream fetches chunks in the background while its consumer takes
+// them in order with next.
+type chunkStream struct {
+	r      *replica
+	in     chan fetched
+	ferr   chan error
+	cancel context.CancelFunc
+	err    error
+	ended  bool
+}
+
+// streamChunks starts fetching cids (none: an empty stream).
+func (r *replica) streamChunks(ctx context.Context, cids []cid.Cid) *chunkStream {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &chunkStream{r: r, in: make(chan fetched, 1024), ferr: make(chan error, 1), cancel: cancel}
+	go func() {
+		defer close(s.in)
+		s.ferr <- r.fetch(ctx, cids, func(f fetched) error {
+			select {
+			case s.in <- f:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	return s
+}
+
+// next returns the next chunk, which must be c; nil data means the source
+// no longer has it.
+func (s *chunkStream) next(c cid.Cid) ([]byte, error) {
+	f, ok := <-s.in
+	if !ok {
+		if err := s.wait(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("node: fetch from %s ended early", s.r.sourceName)
+	}
+	if !f.CID.Equals(c) {
+		return nil, fmt.Errorf("node: fetch from %s out of order", s.r.sourceName)
+	}
+	return f.Data, nil
+}
+
+// wait waits for the fetch to end and returns its error.
+func (s *chunkStream) wait() error {
+	if !s.ended {
+		s.err, s.ended = <-s.ferr, true
+	}
+	return s.err
+}
+
+// close stops the fetch (if still running) and waits for it.
+func (s *chunkStream) close() {
+	s.cancel()
+	for range s.in {
+	}
+	s.wait()
+}

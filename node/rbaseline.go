@@ -248,48 +248,10 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			remote = append(remote, ch.CID)
 		}
 	}
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	in := make(chan fetched, 1024)
-	ferr := make(chan error, 1)
-	go func() {
-		defer close(in)
-		ferr <- r.fetch(fctx, remote, func(f fetched) error {
-			select {
-			case in <- f:
-				return nil
-			case <-fctx.Done():
-				return fctx.Err()
-			}
-		})
-	}()
-	var fetchErr error
-	fetchDone := false
-	waitFetch := func() error {
-		if !fetchDone {
-			fetchErr, fetchDone = <-ferr, true
-		}
-		return fetchErr
-	}
-	defer func() {
-		cancel()
-		for range in {
-		}
-		waitFetch()
-	}()
-	next := func(c cid.Cid) ([]byte, error) {
-		f, ok := <-in
-		if !ok {
-			if err := waitFetch(); err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("node: fetch from %s ended early", r.sourceName)
-		}
-		if !f.CID.Equals(c) {
-			return nil, fmt.Errorf("node: fetch from %s out of order", r.sourceName)
-		}
-		return f.Data, nil
-	}
+	stream := r.streamChunks(ctx, remote)
+	defer stream.close()
+	next := stream.next
+	waitFetch := stream.wait
 
 	var failed []string
 	var group []stagedFile

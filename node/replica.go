@@ -1027,31 +1027,8 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 	}
 	// The chunks to fetch stream in while the file is written (in order of
 	// first use), so memory does not grow with the change.
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	in := make(chan fetched, 256)
-	ferr := make(chan error, 1)
-	if len(want) > 0 {
-		go func() {
-			defer close(in)
-			ferr <- r.fetch(fctx, want, func(f fetched) error {
-				select {
-				case in <- f:
-					return nil
-				case <-fctx.Done():
-					return fctx.Err()
-				}
-			})
-		}()
-	} else {
-		close(in)
-		ferr <- nil
-	}
-	defer func() {
-		cancel()
-		for range in {
-		}
-	}()
+	stream := r.streamChunks(ctx, want)
+	defer stream.close()
 	wanted := make(map[cid.Cid]bool, len(want))
 	for _, c := range want {
 		wanted[c] = true
@@ -1086,17 +1063,14 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 					}
 					continue
 				}
-				got, more := <-in
-				if !more {
-					if err := <-ferr; err != nil {
-						return err
-					}
-					return fmt.Errorf("node: fetch from %s ended early", r.sourceName)
+				got, err := stream.next(ch.CID)
+				if err != nil {
+					return err
 				}
-				if got.Data == nil || !got.CID.Equals(ch.CID) {
+				if got == nil {
 					return errChunkUnavailable
 				}
-				d = got.Data
+				d = got
 				written[ch.CID] = at
 			}
 			if err := run.flush(f); err != nil {
@@ -1111,10 +1085,7 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 	if err != nil {
 		return err
 	}
-	cancel()
-	for range in {
-	}
-	if err := <-ferr; err != nil && !errors.Is(err, context.Canceled) {
+	if err := stream.wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
