@@ -117,8 +117,13 @@ func runRestore(ctx context.Context, g *globals, stdout, stderr io.Writer, o res
 		return historyError("restore", err)
 	}
 	when := "newest state"
-	if !res.Time.IsZero() {
-		when = res.Time.Local().Format(time.RFC3339)
+	switch {
+	case !req.At.IsZero():
+		when = "state at " + req.At.Format(time.RFC3339Nano)
+	case req.Seq != 0:
+		when = fmt.Sprintf("state after seq %d", req.Seq)
+	case !res.Time.IsZero():
+		when = "newest state, " + res.Time.Local().Format(time.RFC3339)
 	}
 	_, err = fmt.Fprintf(stdout, "restored %s/%s as of seq %d (%s) into %s: %d files, %d dirs, %d symlinks, %s\n",
 		peerLabel(res.SourceName, res.Source), res.Folder, res.Seq, when, res.To,
