@@ -74,6 +74,7 @@
 //
 //	type  name       content
 //	----  ---------  --------------------------------------------------
+//	0x04  records    consecutive records, length-prefixed (<= 256 KiB)
 //	0x01  record     seq, unix nanos, change record (up to 256 KiB)
 //	0x02  announce   seq, unix nanos: record too large, pull it
 //	0x03  heartbeat  head seq, every 500 ms

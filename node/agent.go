@@ -813,9 +813,7 @@ func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]
 		if err != nil {
 			return fmt.Errorf("node: journal of folder %q: %w", a.id, err)
 		}
-		for i, info := range in {
-			a.publishRecord(ctx, info, payloads[i])
-		}
+		a.publishRecords(ctx, in, payloads)
 		infos = append(infos, in...)
 		payloads, size = payloads[:0:0], 0
 		return nil
@@ -858,13 +856,32 @@ func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]
 	return nil
 }
 
-func (a *agent) publishRecord(ctx context.Context, info journal.RecordInfo, payload []byte) {
-	r := wireRecord{Seq: info.Seq, Time: info.Time}
-	typ := pubAnnounce
-	if len(payload) <= maxPubInline {
-		typ, r.Payload = pubRecord, payload
+// publishRecords publishes journaled records on the folder topic, packing
+// consecutive small ones into one message (one signature, one message for
+// a burst of changes); a record too large for pubsub is only announced.
+func (a *agent) publishRecords(ctx context.Context, infos []journal.RecordInfo, payloads [][]byte) {
+	var batch []byte
+	flush := func() {
+		if len(batch) > 0 {
+			a.publish(ctx, []byte{pubRecords}, batch)
+			batch = nil
+		}
 	}
-	a.publish(ctx, []byte{typ}, appendRecord(nil, r))
+	for i, info := range infos {
+		r := wireRecord{Seq: info.Seq, Time: info.Time, Payload: payloads[i]}
+		if len(r.Payload) > maxPubInline {
+			flush()
+			r.Payload = nil
+			a.publish(ctx, []byte{pubAnnounce}, appendRecord(nil, r))
+			continue
+		}
+		enc := appendRecord(nil, r)
+		if len(batch)+len(enc)+binary.MaxVarintLen64 > maxPubInline {
+			flush()
+		}
+		batch = appendBytes(batch, enc)
+	}
+	flush()
 }
 
 func (a *agent) publish(ctx context.Context, typ, body []byte) {

@@ -94,7 +94,9 @@
 //
 // # Pubsub messages (topic /vigil/folder/1/<source>/<folder>)
 //
-//	0x01 record     seq, unix nanos (signed), payload (records up to 256 KiB)
+//	0x04 records    consecutive records, each uvarint length + (seq, unix
+//	                nanos (signed), payload); up to 256 KiB per message
+//	0x01 record     one record: seq, unix nanos (signed), payload
 //	0x02 announce   seq, unix nanos: a record too large for pubsub, pull it
 //	0x03 heartbeat  head seq (every 500 ms)
 package node

@@ -36,6 +36,7 @@ const (
 	pubRecord    byte = 0x01 // seq, unix nanos, payload
 	pubAnnounce  byte = 0x02 // seq, unix nanos: record too large for pubsub, pull it
 	pubHeartbeat byte = 0x03 // head seq
+	pubRecords   byte = 0x04 // consecutive records: each uvarint length + (seq, unix nanos, payload)
 )
 
 const (

@@ -280,26 +280,54 @@ func (r *replica) onMessage(ctx context.Context, msg []byte) {
 		if head > st.Applied {
 			r.armGap(behindWait)
 		}
-	case pubRecord, pubAnnounce:
-		rec, err := decodeRecord(msg[1:])
-		if err != nil {
-			r.log.Warn("bad record message from source", "err", err)
-			return
+	case pubRecord, pubAnnounce, pubRecords:
+		var recs []wireRecord
+		if msg[0] == pubRecords {
+			d := decoder{b: msg[1:]}
+			for len(d.b) > 0 && d.err == nil {
+				b := d.bytes(maxPubInline + 64)
+				if d.err != nil {
+					break
+				}
+				rec, err := decodeRecord(b)
+				if err != nil {
+					d.err = err
+					break
+				}
+				recs = append(recs, rec)
+			}
+			if d.err != nil {
+				r.log.Warn("bad records message from source", "err", d.err)
+				return
+			}
+		} else {
+			rec, err := decodeRecord(msg[1:])
+			if err != nil {
+				r.log.Warn("bad record message from source", "err", err)
+				return
+			}
+			recs = append(recs, rec)
 		}
-		r.noteHead(rec.Seq, rec.Time)
-		if rec.Seq <= st.Applied || !st.BaselineOK {
+		for _, rec := range recs {
+			r.noteHead(rec.Seq, rec.Time)
+		}
+		if !st.BaselineOK {
 			return
 		}
 		if msg[0] == pubAnnounce {
-			r.armGap(0)
+			if recs[0].Seq > st.Applied {
+				r.armGap(0)
+			}
 			return
 		}
-		if len(r.pending) < maxPending {
-			r.pending[rec.Seq] = rec
+		for _, rec := range recs {
+			if rec.Seq > st.Applied && len(r.pending) < maxPending {
+				r.pending[rec.Seq] = rec
+			}
 		}
-		if rec.Seq == st.Applied+1 {
+		if _, ok := r.pending[st.Applied+1]; ok {
 			r.applyPending(ctx)
-		} else {
+		} else if len(r.pending) > 0 {
 			r.armGap(gapWait)
 		}
 	}
