@@ -167,20 +167,12 @@ func HistoryOffline(cfg *Config, source, folder, p string) ([]Version, error) {
 	if source == "" || folder == "" {
 		return nil, userErrorf(ErrBadRequest, "history: source and folder are required")
 	}
-	reps, err := configReplicas(cfg, source, folder)
-	if err != nil {
-		return nil, err
-	}
-	db, err := openOffline(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	d, err := reps[0].data(cfg, db)
-	if err != nil {
-		return nil, err
-	}
-	return historyOf(d, p)
+	var vs []Version
+	err := eachOfflineReplica(cfg, source, folder, func(d *replicaData) (err error) {
+		vs, err = historyOf(d, p)
+		return err
+	})
+	return vs, err
 }
 
 func historyOf(d *replicaData, p string) ([]Version, error) {

@@ -1178,15 +1178,24 @@ func (lr *localReader) close() {
 	}
 }
 
+// use makes the replica file p the open one; false if it cannot be opened.
+func (lr *localReader) use(p string) bool {
+	if p == lr.path {
+		return true
+	}
+	lr.close()
+	f, err := lr.r.rep.Open(p)
+	if err != nil {
+		return false
+	}
+	lr.f, lr.path = f, p
+	return true
+}
+
 // copyRange copies n bytes at off of the replica file p into dst.
 func (lr *localReader) copyRange(dst *os.File, p string, off, n int64) error {
-	if p != lr.path {
-		lr.close()
-		f, err := lr.r.rep.Open(p)
-		if err != nil {
-			return errChunkUnavailable
-		}
-		lr.f, lr.path = f, p
+	if !lr.use(p) {
+		return errChunkUnavailable
 	}
 	if _, err := lr.f.Seek(off, io.SeekStart); err != nil {
 		return err
@@ -1204,13 +1213,8 @@ func (lr *localReader) copyRange(dst *os.File, p string, off, n int64) error {
 // readChunk reads a chunk from the replica's files.
 func (lr *localReader) readChunk(ch baseline.Chunk) ([]byte, error) {
 	for _, l := range lr.r.locs[ch.CID] {
-		if l.path != lr.path {
-			lr.close()
-			f, err := lr.r.rep.Open(l.path)
-			if err != nil {
-				continue
-			}
-			lr.f, lr.path = f, l.path
+		if !lr.use(l.path) {
+			continue
 		}
 		buf := make([]byte, l.size)
 		if _, err := lr.f.ReadAt(buf, l.off); err == nil {
@@ -1220,25 +1224,12 @@ func (lr *localReader) readChunk(ch baseline.Chunk) ([]byte, error) {
 	return nil, errChunkUnavailable
 }
 
+// copyChunk copies a chunk from the first replica file that holds it and
+// can be opened.
 func (lr *localReader) copyChunk(dst *os.File, ch baseline.Chunk) error {
 	for _, l := range lr.r.locs[ch.CID] {
-		if l.path != lr.path {
-			lr.close()
-			f, err := lr.r.rep.Open(l.path)
-			if err != nil {
-				continue
-			}
-			lr.f, lr.path = f, l.path
-		}
-		if _, err := lr.f.Seek(l.off, io.SeekStart); err != nil {
-			continue
-		}
-		n, err := io.Copy(dst, io.LimitReader(lr.f, int64(l.size)))
-		if err == nil && n == int64(l.size) {
-			return nil
-		}
-		if n > 0 {
-			return fmt.Errorf("node: copy chunk %s from %s: short copy", ch.CID, l.path)
+		if lr.use(l.path) {
+			return lr.copyRange(dst, l.path, l.off, int64(l.size))
 		}
 	}
 	return errChunkUnavailable

@@ -167,6 +167,30 @@ func configReplicas(cfg *Config, source, folder string) ([]offlineReplica, error
 
 // openOffline opens the data directory's index of a node that is not
 // running. The caller closes the DB.
+// eachOfflineReplica opens the index of a node that is not running and
+// calls fn for each replica of source/folder it keeps ("" matches all).
+func eachOfflineReplica(cfg *Config, source, folder string, fn func(*replicaData) error) error {
+	reps, err := configReplicas(cfg, source, folder)
+	if err != nil {
+		return err
+	}
+	db, err := openOffline(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, o := range reps {
+		d, err := o.data(cfg, db)
+		if err != nil {
+			return err
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func openOffline(cfg *Config) (*store.DB, error) {
 	p := filepath.Join(cfg.DataPath(), "index.db")
 	if _, err := os.Stat(p); err != nil {
@@ -208,20 +232,12 @@ func RestoreOffline(cfg *Config, req RestoreRequest, progress func(done, total i
 	if req.Source == "" || req.Folder == "" {
 		return RestoreResult{}, userErrorf(ErrBadRequest, "restore: source and folder are required")
 	}
-	reps, err := configReplicas(cfg, req.Source, req.Folder)
-	if err != nil {
-		return RestoreResult{}, err
-	}
-	db, err := openOffline(cfg)
-	if err != nil {
-		return RestoreResult{}, err
-	}
-	defer db.Close()
-	d, err := reps[0].data(cfg, db)
-	if err != nil {
-		return RestoreResult{}, err
-	}
-	return restoreReplica(context.Background(), d, req, progress)
+	var res RestoreResult
+	err := eachOfflineReplica(cfg, req.Source, req.Folder, func(d *replicaData) (err error) {
+		res, err = restoreReplica(context.Background(), d, req, progress)
+		return err
+	})
+	return res, err
 }
 
 // cleanPaths normalises the paths of a request ("./a/" -> "a"); "." or ""

@@ -51,28 +51,15 @@ func (n *Node) Verify(ctx context.Context, source, folder string) ([]VerifyRepor
 // VerifyOffline is the local part of Verify (against this node's own
 // records) for a node that is not running.
 func VerifyOffline(cfg *Config, source, folder string) ([]VerifyReport, error) {
-	reps, err := configReplicas(cfg, source, folder)
-	if err != nil {
-		return nil, err
-	}
-	db, err := openOffline(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	out := make([]VerifyReport, 0, len(reps))
-	for _, o := range reps {
-		d, err := o.data(cfg, db)
-		if err != nil {
-			return out, err
-		}
+	var out []VerifyReport
+	err := eachOfflineReplica(cfg, source, folder, func(d *replicaData) error {
 		rep, err := verifyReplica(context.Background(), d)
-		if err != nil {
-			return out, err
+		if err == nil {
+			out = append(out, rep)
 		}
-		out = append(out, rep)
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
 // runScrub verifies every replica every scrub_interval (0: never) and logs

@@ -472,7 +472,7 @@ func TestLagAndStatusOnSyncedCluster(t *testing.T) {
 	t.Run("watch prints one table per refresh until interrupted and exits 0", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		out := &lagWatchBuffer{}
+		out := &syncBuffer{}
 		done := make(chan int, 1)
 		go func() {
 			var errOut bytes.Buffer
@@ -576,25 +576,6 @@ func grepLines(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// lagWatchBuffer collects the output of `lag --watch` written from another
-// goroutine.
-type lagWatchBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lagWatchBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lagWatchBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // TestLagSecondsGrowWhileBackupOfflineAndAreZeroOnceSynced stops the backup,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -146,24 +145,6 @@ func TestStatusTableListsNodePeersFoldersAndReplicas(t *testing.T) {
 	}
 }
 
-// progressBuffer collects what the progress bar draws.
-type progressBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *progressBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *progressBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -177,7 +158,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestBaselineProgressDrawsBarKeepsLogsAboveAndErasesWhenDone(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	out := &progressBuffer{}
+	out := &syncBuffer{}
 	src := peer.ID("source-1")
 	p := newBaselineProgress(out, func(id peer.ID) string { return "laptop" })
 	p.Event(node.BaselineEvent{Source: src, Folder: "docs", DoneBytes: 3 << 20, TotalBytes: 10 << 20})
