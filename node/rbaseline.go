@@ -91,6 +91,8 @@ func (r *replica) baseline(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
+	r.rep.CacheDirs(true) // thousands of files go into the same directories
+	defer r.rep.CacheDirs(false)
 	r.log.Info("baseline started", "seq", snap.Seq, "entries", len(snap.Ents), "bytes", snap.Total)
 	r.setStatus(func(s *replicaStatus) {
 		s.Baseline, s.TotalBytes, s.DoneBytes = true, snap.Total, 0

@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -93,6 +95,72 @@ func unsafePath(why string) error { return fmt.Errorf("%w: %s", ErrUnsafePath, w
 // different paths.
 type Replica struct {
 	root string
+
+	// dirs, while CacheDirs is on, holds the directories (relative paths)
+	// that resolveCreate has made or found to be real directories, so
+	// that writing many files into one directory checks its parents once.
+	// Remove, Rename and Symlink forget a path and everything below it; a
+	// create that finds a remembered directory gone forgets it and checks
+	// again. Nil when off.
+	dmu  sync.RWMutex
+	dirs map[string]struct{}
+}
+
+// CacheDirs turns the directory cache on or off (off drops it). A bulk
+// writer such as a baseline turns it on for its duration: every create
+// then costs one open(2) instead of a check of each parent. While it is
+// on, a parent replaced by a symlink from outside this Replica goes
+// unnoticed until the cache is dropped (changes made through the Replica
+// are always seen), so it is off for everyday writes.
+func (r *Replica) CacheDirs(on bool) {
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	switch {
+	case on && r.dirs == nil:
+		r.dirs = make(map[string]struct{})
+	case !on:
+		r.dirs = nil
+	}
+}
+
+func (r *Replica) knownDir(rel string) bool {
+	r.dmu.RLock()
+	_, ok := r.dirs[rel]
+	r.dmu.RUnlock()
+	return ok
+}
+
+// rememberDirs records rel and all its parents as real directories.
+func (r *Replica) rememberDirs(rel string) {
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	if r.dirs == nil {
+		return
+	}
+	for ; rel != "." && rel != "/" && rel != ""; rel = path.Dir(rel) {
+		if _, ok := r.dirs[rel]; ok {
+			return // and so are its parents
+		}
+		r.dirs[rel] = struct{}{}
+	}
+}
+
+// forgetDirs drops rel and everything below it from the remembered
+// directories. Since a remembered directory's parents are remembered too,
+// nothing below rel is remembered unless rel is.
+func (r *Replica) forgetDirs(rel string) {
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	if _, ok := r.dirs[rel]; !ok {
+		return
+	}
+	delete(r.dirs, rel)
+	pre := rel + "/"
+	for d := range r.dirs {
+		if strings.HasPrefix(d, pre) {
+			delete(r.dirs, d)
+		}
+	}
 }
 
 // OpenReplica opens the replica rooted at root, creating it (and missing
@@ -163,6 +231,10 @@ func (r *Replica) resolveCreate(op, rel string) (string, error) {
 	if err := ValidatePath(rel); err != nil {
 		return "", &PathError{Op: op, Path: rel, Err: err}
 	}
+	parent := path.Dir(rel)
+	if parent == "." || r.knownDir(parent) {
+		return filepath.Join(r.root, filepath.FromSlash(rel)), nil
+	}
 	cur := r.root
 	parents := strings.Split(rel, "/")
 	parents = parents[:len(parents)-1]
@@ -191,6 +263,7 @@ func (r *Replica) resolveCreate(op, rel string) (string, error) {
 			return "", &PathError{Op: op, Path: rel, Err: fmt.Errorf("parent %s: %w", prefix, syscall.ENOTDIR)}
 		}
 	}
+	r.rememberDirs(parent)
 	return filepath.Join(r.root, filepath.FromSlash(rel)), nil
 }
 
@@ -254,7 +327,16 @@ func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 		return nil, err
 	}
 	dir := filepath.Dir(abs)
-	f, err := os.CreateTemp(dir, TempPrefix+"*")
+	f, err := createTemp(dir)
+	if err != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+		// a remembered parent was changed behind this replica's back:
+		// check (and make) the parents again
+		r.forgetDirs(path.Dir(rel))
+		if abs, err = r.resolveCreate(op, rel); err != nil {
+			return nil, err
+		}
+		f, err = createTemp(dir)
+	}
 	if err != nil {
 		return nil, &PathError{Op: op, Path: rel, Err: err}
 	}
@@ -289,6 +371,23 @@ func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 	}
 	done = true
 	return &Staged{rel: rel, abs: abs, tmp: tmp}, nil
+}
+
+// createTemp creates a new file (mode 0600) with a TempPrefix name in dir.
+// It opens the file with one open(2), where os.CreateTemp spends a few
+// more system calls per file on poller registration.
+func createTemp(dir string) (*os.File, error) {
+	for range 100 {
+		name := filepath.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), name), nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return nil, &fs.PathError{Op: "create", Path: name, Err: err}
+		}
+	}
+	return nil, &fs.PathError{Op: "create", Path: filepath.Join(dir, TempPrefix+"*"), Err: fs.ErrExist}
 }
 
 // Commit renames the staged file into place.
@@ -332,6 +431,7 @@ func (r *Replica) Symlink(rel, target string, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
+	r.forgetDirs(rel) // a directory at rel is replaced
 	dir := filepath.Dir(abs)
 	var tmp string
 	for range 100 {
@@ -450,6 +550,7 @@ func (r *Replica) Remove(rel string) error {
 	if err != nil {
 		return err
 	}
+	r.forgetDirs(rel)
 	if err := os.RemoveAll(abs); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) {
 			return nil // a parent is a file: rel does not exist
@@ -490,6 +591,8 @@ func (r *Replica) Rename(from, to string) error {
 	if err != nil {
 		return err
 	}
+	r.forgetDirs(from)
+	r.forgetDirs(to)
 	dst, err := os.Lstat(toAbs)
 	switch {
 	case err == nil && (dst.IsDir() || src.IsDir()):

@@ -540,3 +540,84 @@ func BenchmarkReplicaWriteFile4KiB(b *testing.B) {
 		}
 	}
 }
+
+// With the directory cache on, every change made through the Replica is
+// still seen: a directory removed, renamed or replaced by a symlink is
+// checked again before the next file goes into it, and a directory removed
+// from outside is made again.
+func TestReplicaDirCacheSeesChangesAndRefusesSymlinks(t *testing.T) {
+	r := openTestReplica(t)
+	r.CacheDirs(true)
+	defer r.CacheDirs(false)
+	outside := t.TempDir()
+	mt := time.Unix(1_000_000_000, 0)
+	write := func(rel string) error { return r.WriteFile(rel, 0o644, mt, writeString(rel)) }
+	stage := func(rel string) error {
+		st, err := r.Stage(rel, 0o644, mt, writeString(rel))
+		if err != nil {
+			return err
+		}
+		return st.Commit()
+	}
+	for _, op := range []struct {
+		name string
+		fn   func(string) error
+	}{{"WriteFile", write}, {"Stage", stage}} {
+		t.Run(op.name, func(t *testing.T) {
+			base := strings.ToLower(op.name)
+			if err := op.fn(base + "/a/b/f1"); err != nil {
+				t.Fatal(err)
+			}
+			if !r.knownDir(base+"/a/b") || !r.knownDir(base+"/a") {
+				t.Fatalf("parents of %s/a/b/f1 not remembered", base)
+			}
+			// a directory replaced by a symlink through the Replica
+			if err := r.Remove(base + "/a"); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Symlink(base+"/a", outside, mt); err != nil {
+				t.Fatal(err)
+			}
+			if err := op.fn(base + "/a/b/f2"); !errors.Is(err, ErrUnsafePath) {
+				t.Fatalf("write under a symlink that replaced a remembered directory: err = %v, want ErrUnsafePath", err)
+			}
+			if got := listTree(t, outside); len(got) != 0 {
+				t.Fatalf("written outside the root: %q", got)
+			}
+			// a directory moved away through the Replica, a symlink put
+			// in its place from outside: the move forgot it
+			if err := op.fn(base + "/c/d/f1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Rename(base+"/c", base+"/e"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(r.Root(), base, "c")); err != nil {
+				t.Fatal(err)
+			}
+			if err := op.fn(base + "/c/d/f2"); !errors.Is(err, ErrUnsafePath) {
+				t.Fatalf("write under the old name of a renamed directory: err = %v, want ErrUnsafePath", err)
+			}
+			if err := op.fn(base + "/e/d/f2"); err != nil {
+				t.Fatal(err)
+			}
+			// a remembered directory removed from outside is made again
+			if err := os.RemoveAll(filepath.Join(r.Root(), base, "e")); err != nil {
+				t.Fatal(err)
+			}
+			if err := op.fn(base + "/e/d/f3"); err != nil {
+				t.Fatalf("write after the directory was removed from outside: %v", err)
+			}
+			if got := readRel(t, r, base+"/e/d/f3"); got != base+"/e/d/f3" {
+				t.Errorf("%s/e/d/f3 = %q", base, got)
+			}
+			if got := listTree(t, outside); len(got) != 0 {
+				t.Fatalf("written outside the root: %q", got)
+			}
+		})
+	}
+	r.CacheDirs(false)
+	if r.knownDir("writefile/e/d") {
+		t.Error("CacheDirs(false) kept remembered directories")
+	}
+}
