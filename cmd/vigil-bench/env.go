@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -293,14 +294,35 @@ func (p *proc) tail(n int) string {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+//
+// Ports come from below Linux's default ephemeral range (32768-60999): a
+// port the kernel handed out could be handed out again as the local port
+// of an outgoing connection (a node redialing a peer that is not up yet)
+// before the node meant to listen on it starts. A port is never given
+// twice by one process.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[p] = true
+		return p, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free TCP port found in 20000-31999 on 127.0.0.1")
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = make(map[int]bool)
+)
 
 // waitTCP waits until something accepts connections on addr.
 func waitTCP(ctx context.Context, addr string, p *proc, timeout time.Duration) error {
