@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/store"
@@ -271,15 +272,14 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		memChunks = make(map[cid.Cid][]byte) // chunks of the group's small files
 		inGroup   int
 	)
-	stageAsync := func(e *baseline.Entry, data []byte) {
+	stageAsync := func(e *baseline.Entry, data [][]byte) {
 		pwg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer pwg.Done()
 			defer func() { <-sem }()
 			st, err := r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error {
-				_, err := f.Write(data)
-				return err
+				return writeVec(f, data)
 			})
 			pmu.Lock()
 			defer pmu.Unlock()
@@ -348,7 +348,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 
 	lr := newLocalReader(r)
 	defer lr.close()
-	bw := bufio.NewWriterSize(nil, 1<<20) // reused for every file
+	bw := &vecWriter{} // reused for every file
 	for _, e := range files {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -359,7 +359,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			continue
 		}
 		if e.Size <= smallFile {
-			buf := make([]byte, 0, e.Size)
+			buf := make([][]byte, 0, len(e.Chunks))
 			ok := true
 			for _, ch := range e.Chunks {
 				var d []byte
@@ -384,7 +384,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 					return nil, err
 				}
 				memChunks[ch.CID] = d
-				buf = append(buf, d...)
+				buf = append(buf, d)
 			}
 			if !ok {
 				failed = append(failed, e.Path)
@@ -415,7 +415,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 						err = copyWithin(f, l.off, int64(l.size))
 					}
 				} else if m, ok := memChunks[ch.CID]; ok {
-					_, err = bw.Write(m)
+					err = bw.Write(m)
 				} else if l, ok := stagedLocs[ch.CID]; ok {
 					if err = bw.Flush(); err == nil {
 						err = copyFromPath(f, l)
@@ -431,7 +431,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 						if data == nil {
 							err = errChunkUnavailable
 						} else {
-							_, err = bw.Write(data)
+							err = bw.Write(data)
 						}
 					}
 				}
@@ -483,6 +483,75 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		return nil, err
 	}
 	return failed, nil
+}
+
+// vecWriter gathers slices and writes them to a file with writev(2), so
+// that fetched chunks reach the kernel without being copied into a buffer
+// first. A slice must not change until the Flush that writes it.
+type vecWriter struct {
+	f    *os.File
+	vecs [][]byte
+	n    int
+}
+
+const (
+	vecFlushBytes = 1 << 20
+	vecMax        = 1024 // IOV_MAX on Linux
+)
+
+func (w *vecWriter) Reset(f *os.File) { w.f, w.vecs, w.n = f, w.vecs[:0], 0 }
+
+func (w *vecWriter) Write(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	w.vecs = append(w.vecs, p)
+	w.n += len(p)
+	if w.n >= vecFlushBytes || len(w.vecs) >= vecMax {
+		return w.Flush()
+	}
+	return nil
+}
+
+func (w *vecWriter) Flush() error {
+	err := writeVec(w.f, w.vecs)
+	clear(w.vecs) // drop the references
+	w.vecs, w.n = w.vecs[:0], 0
+	return err
+}
+
+// writeVec writes every slice of vecs to f, in order, at f's offset.
+func writeVec(f *os.File, vecs [][]byte) error {
+	if len(vecs) == 1 {
+		_, err := f.Write(vecs[0])
+		return err
+	}
+	fd := int(f.Fd())
+	for len(vecs) > 0 {
+		n, err := unix.Writev(fd, vecs[:min(len(vecs), vecMax)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "writev", Path: f.Name(), Err: err}
+		}
+		if n == 0 {
+			return &os.PathError{Op: "writev", Path: f.Name(), Err: io.ErrShortWrite}
+		}
+		for n > 0 {
+			if n >= len(vecs[0]) {
+				n -= len(vecs[0])
+				vecs = vecs[1:]
+			} else {
+				vecs = append([][]byte{vecs[0][n:]}, vecs[1:]...)
+				n = 0
+			}
+		}
+		for len(vecs) > 0 && len(vecs[0]) == 0 {
+			vecs = vecs[1:]
+		}
+	}
+	return nil
 }
 
 // smallFile is the size up to which a baseline assembles a file in memory
