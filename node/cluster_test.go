@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/mesh"
 )
 
@@ -635,5 +636,55 @@ func TestClusterBurstOfNewFilesIsWrittenInParallelAndMatches(t *testing.T) {
 	requireSame(t, src, nas.replicaDir(lap, "docs"))
 	if got := nas.n.replicas[0].createdInRuns.Load(); got == 0 {
 		t.Fatal("no new file was written through the parallel create path")
+	}
+}
+
+// Chunks shared by files of different commit groups of a baseline are
+// fetched once and copied from the earlier group, whether that group is
+// still being renamed into place or already done, for small files (kept
+// in memory) and big ones (read back from the staged or renamed file).
+func TestClusterBaselineSharesChunksAcrossCommitGroups(t *testing.T) {
+	defer func(f int, b int64) { stageFiles, stageBytes = f, b }(stageFiles, stageBytes)
+	stageFiles, stageBytes = 3, 1<<20
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	rng := rand.New(rand.NewPCG(7, 7))
+	blob := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	small := [][]byte{blob(3000), blob(20000), blob(70000)}
+	big := blob(600 << 10) // above smallFile: staged chunk by chunk
+	for i := range 40 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%d/s%02d", i%4, i)), small[i%len(small)], 0o644)
+	}
+	for i := range 6 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("big/b%d", i)), big, 0o600)
+		// a small file made of the big one's first bytes: its chunks come
+		// from a big file staged in an earlier group
+		writeFile(t, filepath.Join(src, fmt.Sprintf("big/c%d", i)), big[:200<<10], 0o600)
+	}
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+	got := nas.n.Status().Replicas[0].ChunksFetched
+	distinct := make(map[string]bool)
+	for _, ents := range [][]byte{small[0], small[1], small[2], big, big[:200<<10]} {
+		chunks, err := baseline.ChunkReader(context.Background(), bytes.NewReader(ents), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range chunks {
+			distinct[ch.CID.String()] = true
+		}
+	}
+	if got > int64(len(distinct)) {
+		t.Fatalf("fetched %d chunks, want at most the %d distinct ones", got, len(distinct))
 	}
 }

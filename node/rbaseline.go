@@ -226,6 +226,20 @@ func (r *replica) progress(done, total int64, finished bool) {
 	}
 }
 
+// commitStaged makes a group of staged files durable (one syncfs), renames
+// them into place and makes the renames durable (another).
+func (r *replica) commitStaged(group []stagedFile) error {
+	if err := r.rep.SyncFS(); err != nil {
+		return err
+	}
+	for _, sf := range group {
+		if err := sf.st.Commit(); err != nil {
+			return err
+		}
+	}
+	return r.rep.SyncFS()
+}
+
 // stagedFile is a file written under a temporary name during a baseline.
 type stagedFile struct {
 	e  *baseline.Entry
@@ -292,14 +306,61 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			group = append(group, stagedFile{e: e, st: st})
 		}()
 	}
+	// A full group is made durable and renamed into place by a goroutine
+	// of its own (syncing is disk time, not CPU) while the next group is
+	// staged; its index rows are saved when that next group is committed
+	// or at the end. Until then its chunks stay readable through prev.
+	type pendingGroup struct {
+		group  []stagedFile
+		done   int64
+		mem    map[cid.Cid][]byte
+		staged map[cid.Cid]chunkLoc
+		final  map[string]string // temp path -> replica path
+		errc   chan error
+	}
+	var prev *pendingGroup
+	finishPrev := func() error {
+		if prev == nil {
+			return nil
+		}
+		p := prev
+		prev = nil
+		if err := <-p.errc; err != nil {
+			for _, sf := range p.group {
+				sf.st.Abort() // a no-op for the files already renamed
+			}
+			return err
+		}
+		ap.preserved = false
+		for _, sf := range p.group {
+			if old := r.files.get(sf.e.Path); old != nil {
+				r.locs.drop(old)
+			}
+			r.files.put(sf.e)
+			r.locs.add(sf.e)
+			ap.touch(sf.e.Path)
+		}
+		ap.endChange()
+		if err := r.n.db.Update(func(tx *store.Tx) error { return ap.save(tx) }); err != nil {
+			return err
+		}
+		clear(ap.dirty)
+		r.setStatus(func(s *replicaStatus) { s.DoneBytes = p.done })
+		r.progress(p.done, r.status().TotalBytes, false)
+		r.poke(r.ackKick)
+		return nil
+	}
 	commit := func() error {
 		pwg.Wait()
 		if perr != nil {
 			return perr
 		}
-		clear(memChunks)
 		inGroup = 0
+		if err := finishPrev(); err != nil {
+			return err
+		}
 		if len(group) == 0 {
+			clear(memChunks)
 			return nil
 		}
 		for _, sf := range group {
@@ -307,44 +368,68 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 				return err
 			}
 		}
-		if err := r.rep.SyncFS(); err != nil {
-			return err
-		}
-		ap.preserved = false
+		p := &pendingGroup{group: group, done: done, mem: memChunks, staged: stagedLocs,
+			final: make(map[string]string, len(stagedLocs)), errc: make(chan error, 1)}
 		for _, sf := range group {
-			if err := sf.st.Commit(); err != nil {
-				return err
-			}
+			p.final[sf.st.TempPath()] = sf.st.Path()
 		}
-		if err := r.rep.SyncFS(); err != nil {
-			return err
-		}
-		for _, sf := range group {
-			if prev := r.files.get(sf.e.Path); prev != nil {
-				r.locs.drop(prev)
-			}
-			r.files.put(sf.e)
-			r.locs.add(sf.e)
-			ap.touch(sf.e.Path)
-		}
-		group, groupBytes = group[:0], 0
-		clear(stagedLocs)
-		ap.endChange()
-		if err := r.n.db.Update(func(tx *store.Tx) error { return ap.save(tx) }); err != nil {
-			return err
-		}
-		clear(ap.dirty)
-		r.setStatus(func(s *replicaStatus) { s.DoneBytes = done })
-		r.progress(done, r.status().TotalBytes, false)
-		r.poke(r.ackKick)
+		go func() { p.errc <- r.commitStaged(p.group) }()
+		prev = p
+		group, groupBytes = nil, 0
+		memChunks = make(map[cid.Cid][]byte)
+		stagedLocs = make(map[cid.Cid]chunkLoc)
 		return nil
 	}
 	defer func() {
 		pwg.Wait()
+		if prev != nil {
+			<-prev.errc
+			for _, sf := range prev.group {
+				sf.st.Abort() // a no-op for the files already renamed
+			}
+		}
 		for _, sf := range group {
 			sf.st.Abort()
 		}
 	}()
+	// memChunk and stagedChunk find a chunk written by this group or the
+	// pending one; openStaged opens a staged file of either, at its final
+	// path if it was renamed meanwhile.
+	memChunk := func(c cid.Cid) ([]byte, bool) {
+		if d, ok := memChunks[c]; ok {
+			return d, true
+		}
+		if prev != nil {
+			d, ok := prev.mem[c]
+			return d, ok
+		}
+		return nil, false
+	}
+	stagedChunk := func(c cid.Cid) (chunkLoc, bool) {
+		if l, ok := stagedLocs[c]; ok {
+			return l, true
+		}
+		if prev != nil {
+			l, ok := prev.staged[c]
+			return l, ok
+		}
+		return chunkLoc{}, false
+	}
+	openStaged := func(l chunkLoc) (*os.File, error) {
+		f, err := os.Open(l.path)
+		if err == nil || prev == nil {
+			return f, err
+		}
+		rel, ok := prev.final[l.path]
+		if !ok {
+			return nil, err
+		}
+		abs, aerr := r.rep.Abs(rel)
+		if aerr != nil {
+			return nil, err
+		}
+		return os.Open(abs)
+	}
 
 	lr := newLocalReader(r)
 	defer lr.close()
@@ -364,10 +449,10 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			for _, ch := range e.Chunks {
 				var d []byte
 				var err error
-				if m, hit := memChunks[ch.CID]; hit {
+				if m, hit := memChunk(ch.CID); hit {
 					d = m
-				} else if l, hit := stagedLocs[ch.CID]; hit {
-					d, err = readAt(l.path, l.off, l.size)
+				} else if l, hit := stagedChunk(ch.CID); hit {
+					d, err = readStaged(openStaged, l)
 				} else if !planned[ch.CID] || consumed[ch.CID] {
 					d, err = lr.readChunk(ch)
 				} else {
@@ -414,11 +499,11 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 					if err = bw.Flush(); err == nil {
 						err = copyWithin(f, l.off, int64(l.size))
 					}
-				} else if m, ok := memChunks[ch.CID]; ok {
+				} else if m, ok := memChunk(ch.CID); ok {
 					err = bw.Write(m)
-				} else if l, ok := stagedLocs[ch.CID]; ok {
+				} else if l, ok := stagedChunk(ch.CID); ok {
 					if err = bw.Flush(); err == nil {
-						err = copyFromPath(f, l)
+						err = copyStaged(f, openStaged, l)
 					}
 				} else if !planned[ch.CID] || consumed[ch.CID] {
 					if err = bw.Flush(); err == nil {
@@ -477,6 +562,9 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		}
 	}
 	if err := commit(); err != nil {
+		return nil, err
+	}
+	if err := finishPrev(); err != nil {
 		return nil, err
 	}
 	if err := waitFetch(); err != nil {
@@ -558,14 +646,15 @@ func writeVec(f *os.File, vecs [][]byte) error {
 // and stages it from a pool of goroutines.
 const smallFile = 256 << 10
 
-func readAt(p string, off int64, size uint32) ([]byte, error) {
-	f, err := os.Open(p)
+// readStaged reads the chunk at l from a staged file.
+func readStaged(open func(chunkLoc) (*os.File, error), l chunkLoc) ([]byte, error) {
+	f, err := open(l)
 	if err != nil {
 		return nil, errChunkUnavailable
 	}
 	defer f.Close()
-	buf := make([]byte, size)
-	if _, err := f.ReadAt(buf, off); err != nil {
+	buf := make([]byte, l.size)
+	if _, err := f.ReadAt(buf, l.off); err != nil {
 		return nil, errChunkUnavailable
 	}
 	return buf, nil
@@ -580,8 +669,9 @@ func copyWithin(f *os.File, off, n int64) error {
 	return err
 }
 
-func copyFromPath(dst *os.File, l chunkLoc) error {
-	src, err := os.Open(l.path)
+// copyStaged appends the chunk at l, from a staged file, to dst.
+func copyStaged(dst *os.File, open func(chunkLoc) (*os.File, error), l chunkLoc) error {
+	src, err := open(l)
 	if err != nil {
 		return errChunkUnavailable
 	}

@@ -26,13 +26,19 @@ import (
 	"github.com/vigil-mesh/vigil/store"
 )
 
+// A baseline commits its files in groups of at most stageFiles files or
+// stageBytes bytes (one syncfs before and one after renaming them).
+// Variables so that tests can make groups small.
+var (
+	stageBytes int64 = 256 << 20
+	stageFiles       = 2048
+)
+
 const (
 	gapWait        = 30 * time.Millisecond  // an out-of-order record waits this long for the missing ones
 	behindWait     = 150 * time.Millisecond // a heartbeat ahead of us waits this long before a pull
 	maxPending     = 8192                   // out-of-order records buffered from pubsub
 	applyBatch     = 512                    // records applied per commit
-	stageBytes     = 256 << 20              // baseline: bytes staged per sync
-	stageFiles     = 2048                   // baseline: files staged per sync
 	ackEvery       = time.Second
 	retryBaseline  = 2 * time.Second
 	maxRetryWait   = 30 * time.Second
