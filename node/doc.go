@@ -65,11 +65,12 @@
 // baseline) are copied locally; all others are fetched once over one
 // pipelined stream (batches of 256 CIDs, each answered by one frame, 16
 // batches in flight; reading, verifying against the CIDs and writing run
-// in separate goroutines). Files go to staged temporary files (small ones
-// assembled in memory and staged by a small pool), are made durable with
-// one syncfs per group (256 MiB or 2048 files) and renamed into place; each
-// group's index rows are committed, so a restart resumes without fetching a
-// chunk again. Records after S0 are applied afterwards.
+// in separate goroutines). Files go to staged temporary files (chunks written
+// with writev, small files staged by a small pool), are made durable with one
+// syncfs per group (256 MiB or 2048 files) and renamed into place, in the
+// background while the next group is staged; each group's index rows are
+// committed after that, so a restart resumes without fetching a chunk again.
+// Records after S0 are applied afterwards.
 //
 // # Stream messages (/vigil/sync/1.0.0, /vigil/ack/1.0.0)
 //
