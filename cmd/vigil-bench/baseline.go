@@ -19,6 +19,7 @@ type baselineOpts struct {
 	dataset string
 	scale   float64
 	trials  int
+	compare string // a second vigil binary run in every trial, or ""
 }
 
 func (o *baselineOpts) check() error {
@@ -30,6 +31,14 @@ func (o *baselineOpts) check() error {
 	if !(o.scale > 0) {
 		return fmt.Errorf("--scale: want a positive factor (got %v)", o.scale)
 	}
+	if o.compare != "" {
+		if abs, err := filepath.Abs(o.compare); err == nil {
+			o.compare = abs
+		}
+		if fi, err := os.Stat(o.compare); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return fmt.Errorf("--compare: %q is not an executable file", o.compare)
+		}
+	}
 	return nil
 }
 
@@ -39,6 +48,7 @@ const baselineTimeout = 30 * time.Minute
 // toolRun is one timed copy of a dataset.
 type toolRun struct {
 	elapsed  time.Duration
+	snapshot time.Duration // vigil: until the target started copying (the source's scan and the snapshot); 0 if not seen
 	cpu      time.Duration // vigil: source+target processes; rsync: client+daemon with its children
 	busy     time.Duration // machine-wide busy CPU time during the copy
 	self     time.Duration // this program's CPU time during the copy
@@ -69,9 +79,9 @@ func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
 		sets = []string{"A", "B"}
 	}
 	type summary struct {
-		ds           dataset
-		vigil, rsync toolRun
-		target       float64
+		ds                dataset
+		vigil, rsync, cmp toolRun
+		target            float64
 	}
 	var sums []summary
 	for _, name := range sets {
@@ -100,27 +110,35 @@ func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
 			return fmt.Errorf("file creation probe: %w", err)
 		}
 		fmt.Fprintf(w, "file creation before the runs: %.0f us per file (2,000 files; tens of us when no inodes were freed recently)\n", probe)
-		var vr, rr toolRun
+		var vr, rr, cr toolRun
 		var made []string
 		for t := 1; t <= max(o.trials, 1); t++ {
-			order := []string{"vigil", "rsync"}
+			order := []string{"vigil", "compare", "rsync"}
 			if t%2 == 0 {
-				order = []string{"rsync", "vigil"}
+				order = []string{"rsync", "compare", "vigil"}
 			}
 			for _, tool := range order {
+				if tool == "compare" && o.compare == "" {
+					continue
+				}
 				dropCaches()
 				if _, err := warm(ctx, dir); err != nil {
 					return fmt.Errorf("read dataset %s: %w", name, err)
 				}
-				if tool == "vigil" {
-					run, err := vigilBaseline(ctx, e, ds, t, w)
-					made = append(made, e.path("nodes", fmt.Sprintf("src%s-%d", name, t)), e.path("nodes", fmt.Sprintf("dst%s-%d", name, t)))
-					if err != nil {
-						return fmt.Errorf("vigil baseline of dataset %s: %w", name, err)
+				if tool == "vigil" || tool == "compare" {
+					tag, best, bin := "", &vr, e.vigil
+					if tool == "compare" {
+						tag, best, bin = "cmp", &cr, o.compare
 					}
-					fmt.Fprintf(w, "trial %d: vigil %.2f s\n", t, run.elapsed.Seconds())
-					if vr.elapsed == 0 || run.elapsed < vr.elapsed {
-						vr = run
+					run, err := vigilBaseline(ctx, e, bin, ds, fmt.Sprintf("%s%d", tag, t), w)
+					made = append(made, e.path("nodes", fmt.Sprintf("src%s-%s%d", name, tag, t)), e.path("nodes", fmt.Sprintf("dst%s-%s%d", name, tag, t)))
+					if err != nil {
+						return fmt.Errorf("%s baseline of dataset %s: %w", bin, name, err)
+					}
+					fmt.Fprintf(w, "trial %d: %s %.2f s (snapshot after %.2f s, copy %.2f s)\n", t, map[string]string{"vigil": "vigil", "compare": "vigil --compare"}[tool],
+						run.elapsed.Seconds(), run.snapshot.Seconds(), (run.elapsed - run.snapshot).Seconds())
+					if best.elapsed == 0 || run.elapsed < best.elapsed {
+						*best = run
 					}
 				} else {
 					run, err := rsyncBaseline(ctx, e, ds, t)
@@ -139,9 +157,12 @@ func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
 		if name == "A" {
 			target = 2.0
 		}
-		s := summary{ds: ds, vigil: vr, rsync: rr, target: target}
+		s := summary{ds: ds, vigil: vr, rsync: rr, cmp: cr, target: target}
 		sums = append(sums, s)
 		printBaseline(w, s.ds, s.vigil, s.rsync, s.target)
+		if o.compare != "" {
+			printCompare(w, s.ds, e.vigil, o.compare, s.vigil, s.cmp)
+		}
 		if !e.keep {
 			for _, p := range append(made, dir, e.path("probe-"+name)) {
 				os.RemoveAll(p)
@@ -157,13 +178,28 @@ func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
 	return nil
 }
 
-func printBaseline(w io.Writer, ds dataset, v, r toolRun, target float64) {
-	ok := func(err error) string {
-		if err == nil {
-			return "copy verified"
-		}
-		return "COPY WRONG: " + err.Error()
+// printCompare compares the best runs of two vigil binaries.
+func printCompare(w io.Writer, ds dataset, binA, binB string, a, b toolRun) {
+	fmt.Fprintf(w, "compare (dataset %s, best of each):\n", ds.name)
+	for _, x := range []struct {
+		bin string
+		r   toolRun
+	}{{binA, a}, {binB, b}} {
+		fmt.Fprintf(w, "  %-40s %6.2f s  %7.1f MB/s  snapshot %.2f s, copy %.2f s, cpu %.1f s  %s\n", x.bin, x.r.elapsed.Seconds(),
+			mbps(ds.bytes, x.r.elapsed), x.r.snapshot.Seconds(), (x.r.elapsed - x.r.snapshot).Seconds(), x.r.cpu.Seconds(), verifiedNote(x.r.verified))
 	}
+	fmt.Fprintf(w, "  time %s / %s: %.2f\n", filepath.Base(binB), filepath.Base(binA), b.elapsed.Seconds()/a.elapsed.Seconds())
+}
+
+func verifiedNote(err error) string {
+	if err == nil {
+		return "copy verified"
+	}
+	return "COPY WRONG: " + err.Error()
+}
+
+func printBaseline(w io.Writer, ds dataset, v, r toolRun, target float64) {
+	ok := verifiedNote
 	vm, rm := mbps(ds.bytes, v.elapsed), mbps(ds.bytes, r.elapsed)
 	header(w, fmt.Sprintf("baseline, dataset %s: %s, %s", ds.name, ds.desc, fmtBytes(ds.bytes)))
 	fmt.Fprintf(w, "vigil  %8.2f s  %7.1f MB/s  %s\n", v.elapsed.Seconds(), vm, ok(v.verified))
@@ -181,13 +217,15 @@ func printBaseline(w io.Writer, ds dataset, v, r toolRun, target float64) {
 // vigilBaseline times vigil's baseline of ds between two fresh nodes: from
 // the start of the source process until the target reports the replica
 // live with every byte.
-func vigilBaseline(ctx context.Context, e *env, ds dataset, trial int, w io.Writer) (toolRun, error) {
+func vigilBaseline(ctx context.Context, e *env, bin string, ds dataset, trial string, w io.Writer) (toolRun, error) {
 	var res toolRun
-	src, err := e.initNode(ctx, fmt.Sprintf("src%s-%d", ds.name, trial))
+	defer func(prev string) { e.vigil = prev }(e.vigil)
+	e.vigil = bin
+	src, err := e.initNode(ctx, fmt.Sprintf("src%s-%s", ds.name, trial))
 	if err != nil {
 		return res, err
 	}
-	dst, err := e.initNode(ctx, fmt.Sprintf("dst%s-%d", ds.name, trial))
+	dst, err := e.initNode(ctx, fmt.Sprintf("dst%s-%s", ds.name, trial))
 	if err != nil {
 		return res, err
 	}
@@ -220,6 +258,9 @@ func vigilBaseline(ctx context.Context, e *env, ds dataset, trial int, w io.Writ
 		r, err := dst.replica(ctx)
 		if err == nil {
 			rep.bytes, rep.state, path = r.Bytes, r.State, r.Path
+			if res.snapshot == 0 && r.BaselineTotalBytes > 0 {
+				res.snapshot = time.Since(t0)
+			}
 			if r.State == "live" && r.Bytes == ds.bytes && r.Files >= ds.files && r.AppliedSeq == r.HeadSeq {
 				break
 			}

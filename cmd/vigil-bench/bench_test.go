@@ -199,3 +199,60 @@ func TestGenSmallFilesMakesThreeLevelsOfAboutTwentyFiles(t *testing.T) {
 		t.Fatalf("warm read %d bytes (err %v), want %d", got, err, ds.bytes)
 	}
 }
+
+func TestBaselineOptsRejectsACompareBinaryThatCannotRun(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "vigil-old")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{filepath.Join(dir, "missing"), notExec, dir} {
+		o := baselineOpts{dataset: "A", scale: 1, compare: bin}
+		if err := o.check(); err == nil || !strings.Contains(err.Error(), "--compare") {
+			t.Errorf("--compare %s: err = %v, want one naming --compare", bin, err)
+		}
+	}
+	if err := os.Chmod(notExec, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := baselineOpts{dataset: "A", scale: 1, compare: notExec}
+	if err := o.check(); err != nil {
+		t.Errorf("--compare with an executable: %v", err)
+	}
+}
+
+// Node ports stay below the ephemeral range and are never handed out twice.
+func TestFreePortIsBelowTheEphemeralRangeAndUnique(t *testing.T) {
+	seen := make(map[int]bool)
+	for range 50 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < 20000 || p >= 32000 {
+			t.Fatalf("port %d outside 20000-31999", p)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+func TestCreateCostCreatesAndKeepsTheFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "probe")
+	us, err := createCost(dir, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if us <= 0 {
+		t.Errorf("cost %v us per file, want > 0", us)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 20 {
+		t.Fatalf("probe dir holds %d entries (err %v), want 20", len(ents), err)
+	}
+	if _, err := createCost(dir, 1); err == nil {
+		t.Error("a second probe into the same directory succeeded; files must be new")
+	}
+}

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	vigil-bench baseline [--dataset A|B|both] [--scale 1.0]
+//	vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [--trials 2] [--compare OTHER_VIGIL]
 //	vigil-bench live [--duration 60s] [--trials 200] [--parts latency,wire,files,stream]
 //
 // Common flags: --dir DIR (parent of the temporary work directory; default
@@ -45,7 +45,7 @@ func main() {
 }
 
 const usage = `usage:
-  vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [--trials 2] [common flags]
+  vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [--trials 2] [--compare OTHER_VIGIL] [common flags]
   vigil-bench live [--duration 60s] [--trials 200] [--parts latency,wire,files,stream] [common flags]
   vigil-bench restore [--scale 1.0]   (restore of dataset B vs cp -a of the replica)
 common flags: --dir DIR, --vigil PATH, --keep
@@ -83,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&o.trials, "trials", 2, "runs of each tool, alternating which goes first; the best counts")
 		fs.StringVar(&o.dataset, "dataset", "both", "dataset to run: A (many small files), B (4 large files) or both")
 		fs.Float64Var(&o.scale, "scale", 1.0, "shrink (or grow) both datasets by this factor, e.g. 0.05 for a quick run")
+		fs.StringVar(&o.compare, "compare", "", "also run this other vigil `BINARY` in every trial, alternating with the first, and compare the two")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
