@@ -161,7 +161,8 @@ type Watcher struct {
 
 	// Loop state, owned by Run's goroutine.
 	fsw        *fsnotify.Watcher
-	dirs       map[string]*watchDir // tracked directories by rel path ("." = root)
+	dirs       map[string]*watchDir          // tracked directories by rel path ("." = root)
+	dirPaths   map[dirID]map[string]struct{} // watched directories' rel paths by inode (a moved one has two for a while)
 	pending    map[string]watchPending
 	timer      *time.Timer
 	timerAt    time.Time // zero: timer not armed
@@ -177,7 +178,11 @@ type watchDir struct {
 	polled   bool
 	fp       map[string]watchEntryFP // direct children, only when polled
 	children map[string]struct{}     // rel paths of tracked subdirectories
+	id       dirID                   // the directory's device and inode when watched
 }
+
+// dirID identifies a directory across renames.
+type dirID struct{ dev, ino uint64 }
 
 type watchEntryFP struct {
 	size  int64
@@ -311,6 +316,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 
 	w.dirs = make(map[string]*watchDir)
+	w.dirPaths = make(map[dirID]map[string]struct{})
 	w.pending = make(map[string]watchPending)
 	w.readySet = make(map[string]struct{})
 	w.timer = time.NewTimer(time.Hour)
@@ -594,6 +600,14 @@ func (w *Watcher) track(rel string) error {
 	w.dirs[rel] = d
 	if d.polled {
 		w.nPolled.Add(1)
+	} else if fi, err := os.Stat(abs); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			d.id = dirID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
+			if w.dirPaths[d.id] == nil {
+				w.dirPaths[d.id] = make(map[string]struct{}, 1)
+			}
+			w.dirPaths[d.id][rel] = struct{}{}
+		}
 	}
 	if rel != "." {
 		if p, ok := w.dirs[watchParent(rel)]; ok {
@@ -606,6 +620,12 @@ func (w *Watcher) track(rel string) error {
 // untrack drops the directory rel and every tracked directory below it,
 // removing their watches: a directory moved away keeps its inotify watch,
 // which would report events under its old path.
+//
+// A directory moved within the folder may already be tracked under its new
+// path when the event for the old one arrives (its new parent was walked
+// first). Both paths then share one inotify watch, and removing the old
+// path's watch removes the new one's too, so the directory is tracked again
+// under its new path and everything in it marked pending.
 func (w *Watcher) untrack(rel string) {
 	d, ok := w.dirs[rel]
 	if !ok {
@@ -614,13 +634,30 @@ func (w *Watcher) untrack(rel string) {
 	for c := range d.children {
 		w.untrack(c)
 	}
+	var moved []string // the same directory, tracked under other paths
 	if d.polled {
 		w.nPolled.Add(-1)
-	} else if w.fsw != nil {
-		// Fails harmlessly when the kernel already dropped the watch.
-		_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(rel)))
+	} else {
+		if paths := w.dirPaths[d.id]; paths != nil {
+			delete(paths, rel)
+			for p := range paths {
+				moved = append(moved, p)
+			}
+			if len(paths) == 0 {
+				delete(w.dirPaths, d.id)
+			}
+		}
+		if w.fsw != nil {
+			// Fails harmlessly when the kernel already dropped the watch.
+			_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(rel)))
+		}
 	}
 	delete(w.dirs, rel)
+	for _, p := range moved {
+		w.untrack(p)
+		w.addTree(p, true, time.Now())
+		w.markPending(p, time.Now())
+	}
 	if rel != "." {
 		if p, ok := w.dirs[watchParent(rel)]; ok {
 			delete(p.children, rel)

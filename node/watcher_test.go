@@ -337,6 +337,35 @@ func TestWatcherRenamedDirectoryEmitsOldAndNewPathsAndIsWatchedUnderNewName(t *t
 	}
 }
 
+// A directory moved into a new directory can be found (and watched) by the
+// walk of its new parent before the event for its old path arrives; both
+// paths then share one inotify watch. Dropping the old path must not leave
+// the new one unwatched.
+func TestWatcherDirectoryMovedIntoNewDirectoryStaysWatched(t *testing.T) {
+	root := t.TempDir()
+	watchMkdir(t, filepath.Join(root, "a", "x"))
+	watchWrite(t, filepath.Join(root, "a", "x", "f"), "f")
+	h := watchStart(t, root, WatchOptions{}, func(w *Watcher) {
+		orig := w.addWatch
+		w.addWatch = func(p string) error {
+			err := orig(p)
+			if p == filepath.Join(root, "b") {
+				// the move lands between the watch on b and the walk of b
+				if rerr := os.Rename(filepath.Join(root, "a", "x"), filepath.Join(root, "b", "y")); rerr != nil {
+					t.Error(rerr)
+				}
+			}
+			return err
+		}
+	})
+	watchMkdir(t, filepath.Join(root, "b"))
+	h.waitPaths("b", "b/y", "b/y/f", "a/x")
+	h.flush()
+
+	watchWrite(t, filepath.Join(root, "b", "y", "g"), "g")
+	h.waitPaths("b/y/g")
+}
+
 func TestWatcherDeletedDirectoryIsEmittedAndRecreatedOneWatched(t *testing.T) {
 	root := t.TempDir()
 	watchMkdir(t, filepath.Join(root, "d", "sub"))
