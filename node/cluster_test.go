@@ -3,16 +3,14 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
-	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +21,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/internal/treediff"
+	"github.com/vigil-mesh/vigil/internal/workload"
 	"github.com/vigil-mesh/vigil/mesh"
 )
 
@@ -176,76 +176,14 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// treeDiff compares two trees: kinds, content, permission bits, mtimes
-// (files, symlinks and directories) and symlink targets. It returns the
-// differences found.
+// treeDiff compares two trees (see treediff.Diff) and returns the
+// differences found; a source that cannot be read is one.
 func treeDiff(src, dst string) []string {
-	var diffs []string
-	seen := make(map[string]bool)
-	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			diffs = append(diffs, err.Error())
-			return nil
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel == "." {
-			return nil
-		}
-		seen[rel] = true
-		a, err := os.Lstat(p)
-		if err != nil {
-			diffs = append(diffs, err.Error())
-			return nil
-		}
-		b, err := os.Lstat(filepath.Join(dst, rel))
-		if err != nil {
-			diffs = append(diffs, "missing in replica: "+rel)
-			return nil
-		}
-		if a.Mode().Type() != b.Mode().Type() {
-			diffs = append(diffs, fmt.Sprintf("%s: type %v vs %v", rel, a.Mode().Type(), b.Mode().Type()))
-			return nil
-		}
-		if a.Mode()&fs.ModeSymlink == 0 && a.Mode().Perm() != b.Mode().Perm() {
-			diffs = append(diffs, fmt.Sprintf("%s: mode %v vs %v", rel, a.Mode().Perm(), b.Mode().Perm()))
-		}
-		if !a.ModTime().Equal(b.ModTime()) {
-			diffs = append(diffs, fmt.Sprintf("%s: mtime %v vs %v", rel, a.ModTime(), b.ModTime()))
-		}
-		switch {
-		case a.Mode()&fs.ModeSymlink != 0:
-			ta, _ := os.Readlink(p)
-			tb, _ := os.Readlink(filepath.Join(dst, rel))
-			if ta != tb {
-				diffs = append(diffs, fmt.Sprintf("%s: link %q vs %q", rel, ta, tb))
-			}
-		case a.Mode().IsRegular():
-			if ha, hb := fileHash(p), fileHash(filepath.Join(dst, rel)); ha != hb {
-				diffs = append(diffs, fmt.Sprintf("%s: content differs", rel))
-			}
-		}
-		return nil
-	})
-	filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		rel, _ := filepath.Rel(dst, p)
-		if rel != "." && !seen[rel] {
-			diffs = append(diffs, "extra in replica: "+rel)
-		}
-		return nil
-	})
-	return diffs
-}
-
-func fileHash(p string) string {
-	b, err := os.ReadFile(p)
+	d, _, err := treediff.Diff(src, dst, nil)
 	if err != nil {
-		return "error: " + err.Error()
+		d = append(d, err.Error())
 	}
-	s := sha256.Sum256(b)
-	return string(s[:])
+	return d
 }
 
 // waitFor polls cond until it holds or d passes.
@@ -335,120 +273,6 @@ func TestMain(m *testing.M) {
 	)
 }
 
-var _ = errors.New
-
-// randomWorkload applies n seeded random operations to dir: creates,
-// in-place modifications, appends, truncations, inserts, deletes, file and
-// directory renames, chmods, mtime changes, symlinks, mkdir and rmdir.
-func randomWorkload(t testing.TB, dir string, seed uint64, n int) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	var files, dirs []string
-	dirs = append(dirs, "")
-	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	data := func(k int) []byte {
-		b := make([]byte, k)
-		for i := range b {
-			b[i] = byte(rng.UintN(256))
-		}
-		return b
-	}
-	abs := func(rel string) string { return filepath.Join(dir, filepath.FromSlash(rel)) }
-	for i := 0; i < n; i++ {
-		switch op := rng.IntN(13); {
-		case op < 3 || len(files) == 0: // create
-			p := path.Join(pick(dirs), fmt.Sprintf("f%d.bin", i))
-			writeFile(t, abs(p), data(rng.IntN(70000)), 0o644)
-			files = append(files, p)
-		case op == 3: // modify in place
-			p := pick(files)
-			if f, err := os.OpenFile(abs(p), os.O_WRONLY, 0); err == nil {
-				f.WriteAt(data(100+rng.IntN(5000)), int64(rng.IntN(20000)))
-				f.Close()
-			}
-		case op == 4: // append
-			if f, err := os.OpenFile(abs(pick(files)), os.O_WRONLY|os.O_APPEND, 0); err == nil {
-				f.Write(data(rng.IntN(9000)))
-				f.Close()
-			}
-		case op == 5: // truncate
-			os.Truncate(abs(pick(files)), int64(rng.IntN(3000)))
-		case op == 6: // insert in the middle
-			p := pick(files)
-			if b, err := os.ReadFile(abs(p)); err == nil {
-				at := rng.IntN(len(b) + 1)
-				nb := append(append(append([]byte{}, b[:at]...), data(1+rng.IntN(300))...), b[at:]...)
-				os.WriteFile(abs(p), nb, 0o644)
-			}
-		case op == 7: // delete
-			k := rng.IntN(len(files))
-			os.Remove(abs(files[k]))
-			files = append(files[:k], files[k+1:]...)
-		case op == 8: // rename a file
-			k := rng.IntN(len(files))
-			np := path.Join(pick(dirs), fmt.Sprintf("r%d.bin", i))
-			if os.Rename(abs(files[k]), abs(np)) == nil {
-				files[k] = np
-			}
-		case op == 9: // chmod / mtime
-			p := abs(pick(files))
-			if rng.IntN(2) == 0 {
-				os.Chmod(p, []fs.FileMode{0o600, 0o644, 0o755}[rng.IntN(3)])
-			} else {
-				ts := time.Unix(1600000000+int64(rng.IntN(100000000)), int64(rng.IntN(1e9)))
-				os.Chtimes(p, ts, ts)
-			}
-		case op == 10: // mkdir
-			d := path.Join(pick(dirs), fmt.Sprintf("d%d", i))
-			if os.MkdirAll(abs(d), 0o755) == nil {
-				dirs = append(dirs, d)
-			}
-		case op == 11: // symlink
-			os.Symlink(fmt.Sprintf("target-%d", i), abs(path.Join(pick(dirs), fmt.Sprintf("l%d", i))))
-		case op == 12: // rename or remove a whole directory
-			if len(dirs) < 2 {
-				continue
-			}
-			k := 1 + rng.IntN(len(dirs)-1)
-			old := dirs[k]
-			if rng.IntN(3) == 0 {
-				os.RemoveAll(abs(old))
-			} else {
-				nd := fmt.Sprintf("moved%d", i)
-				if os.Rename(abs(old), abs(nd)) != nil {
-					continue
-				}
-				for j := range files {
-					if strings.HasPrefix(files[j], old+"/") {
-						files[j] = nd + strings.TrimPrefix(files[j], old)
-					}
-				}
-				for j := range dirs {
-					if dirs[j] == old || strings.HasPrefix(dirs[j], old+"/") {
-						dirs[j] = nd + strings.TrimPrefix(dirs[j], old)
-					}
-				}
-				continue
-			}
-			var keepF, keepD []string
-			for _, f := range files {
-				if !strings.HasPrefix(f, old+"/") {
-					keepF = append(keepF, f)
-				}
-			}
-			for _, d := range dirs {
-				if d != old && !strings.HasPrefix(d, old+"/") {
-					keepD = append(keepD, d)
-				}
-			}
-			files, dirs = keepF, keepD
-		}
-		if rng.IntN(10) == 0 {
-			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond) // spread the workload in time, not a synchronisation
-		}
-	}
-}
-
 func TestClusterRandomWorkloadConvergesDespiteDroppedPubsubMessages(t *testing.T) {
 	src := t.TempDir()
 	c := newCluster(t, "laptop", "nas")
@@ -471,8 +295,11 @@ func TestClusterRandomWorkloadConvergesDespiteDroppedPubsubMessages(t *testing.T
 	nas.start()
 	lap.waitSynced(30 * time.Second)
 	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("VIGIL_TEST_SEED"); v != "" { // to replay a failure
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
 	t.Logf("workload seed %d", seed)
-	randomWorkload(t, src, seed, 400)
+	workload.Random(src, seed, 400, nil, nil)
 	lap.waitSynced(60 * time.Second)
 	requireSame(t, src, nas.replicaDir(lap, "docs"))
 	if dropped.Load() == 0 {
@@ -486,13 +313,13 @@ func TestClusterTargetRestartResumesWithoutRefetch(t *testing.T) {
 	c := newCluster(t, "laptop", "nas")
 	c.protect("laptop", "docs", src, "nas")
 	lap, nas := c.nodes["laptop"], c.nodes["nas"]
-	randomWorkload(t, src, 1, 150)
+	workload.Random(src, 1, 150, nil, nil)
 	lap.start()
 	nas.start()
 	lap.waitSynced(30 * time.Second)
 	requireSame(t, src, nas.replicaDir(lap, "docs"))
 	nas.stop()
-	randomWorkload(t, src, 2, 150)
+	workload.Random(src, 2, 150, nil, nil)
 	nas.start()
 	lap.waitSynced(30 * time.Second)
 	requireSame(t, src, nas.replicaDir(lap, "docs"))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-mesh/vigil/internal/treediff"
 	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/node"
 )
@@ -884,101 +884,13 @@ func demoTreeStats(root string) (demoStats, error) {
 	return st, err
 }
 
-// compareTrees compares the replica dst with the source src: kind, content
-// (SHA-256), permission bits, modification time (files and directories),
-// symlink targets, and nothing missing or extra. It returns the source's
-// counts and one line per difference; err is a failure to read the source.
+// compareTrees compares the replica dst with the source src (see
+// treediff.Diff) and counts the source's entries. err is a failure to read
+// the source.
 func compareTrees(src, dst string) (demoStats, []string, error) {
 	var st demoStats
-	var diffs []string
-	seen := make(map[string]bool)
-	err := filepath.WalkDir(src, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		seen[rel] = true
-		a, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st.add(a)
-		q := filepath.Join(dst, rel)
-		b, err := os.Lstat(q)
-		if err != nil {
-			diffs = append(diffs, "missing in replica: "+rel)
-			if a.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if a.Mode().Type() != b.Mode().Type() {
-			diffs = append(diffs, fmt.Sprintf("%s: type %v in source, %v in replica", rel, a.Mode().Type(), b.Mode().Type()))
-			return nil
-		}
-		if a.Mode()&fs.ModeSymlink == 0 && a.Mode().Perm() != b.Mode().Perm() {
-			diffs = append(diffs, fmt.Sprintf("%s: mode %v in source, %v in replica", rel, a.Mode().Perm(), b.Mode().Perm()))
-		}
-		if !a.ModTime().Equal(b.ModTime()) {
-			diffs = append(diffs, fmt.Sprintf("%s: mtime %s in source, %s in replica", rel,
-				a.ModTime().Format(time.RFC3339Nano), b.ModTime().Format(time.RFC3339Nano)))
-		}
-		switch {
-		case a.Mode()&fs.ModeSymlink != 0:
-			ta, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if tb, err := os.Readlink(q); err != nil || ta != tb {
-				diffs = append(diffs, fmt.Sprintf("%s: symlink to %q in source, %q in replica", rel, ta, tb))
-			}
-		case a.Mode().IsRegular():
-			ha, err := demoFileHash(p)
-			if err != nil {
-				return err
-			}
-			hb, err := demoFileHash(q)
-			if err != nil {
-				diffs = append(diffs, fmt.Sprintf("%s: unreadable in replica: %v", rel, err))
-			} else if ha != hb {
-				diffs = append(diffs, fmt.Sprintf("%s: content differs", rel))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return st, nil, fmt.Errorf("read source %s: %w", src, err)
-	}
-	filepath.WalkDir(dst, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			diffs = append(diffs, fmt.Sprintf("replica unreadable: %v", err))
-			return nil
-		}
-		rel, _ := filepath.Rel(dst, p)
-		if rel != "." && !seen[rel] {
-			diffs = append(diffs, "extra in replica: "+rel)
-		}
-		return nil
-	})
-	return st, diffs, nil
-}
-
-func demoFileHash(p string) ([sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
-	f, err := os.Open(p)
-	if err != nil {
-		return sum, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return sum, err
-	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
+	diffs, _, err := treediff.Diff(src, dst, func(_ string, fi fs.FileInfo) { st.add(fi) })
+	return st, diffs, err
 }
 
 // demoBytes formats n as KiB/MiB.

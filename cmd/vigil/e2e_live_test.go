@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-mesh/vigil/internal/workload"
 )
 
 // seedTree writes a small starting tree for the live tests.
@@ -17,7 +19,7 @@ func seedTree(t *testing.T, dir string, seed uint64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for i := 0; i < 40; i++ {
-		mustWrite(t, filepath.Join(dir, fmt.Sprintf("s%d/seed-%02d.bin", i%4, i)), randomBytes(rng, rng.IntN(100000)), 0o644)
+		mustWrite(t, filepath.Join(dir, fmt.Sprintf("s%d/seed-%02d.bin", i%4, i)), workload.Bytes(rng, rng.IntN(100000)), 0o644)
 	}
 }
 
@@ -35,7 +37,7 @@ func TestE2ELiveWorkloadConverges(t *testing.T) {
 
 	begin := time.Now()
 	var done atomic.Int64
-	workload(dir, seed, ops, &done, nil)
+	workload.Random(dir, seed, ops, &done, nil)
 	t.Logf("workload: %d operations in %v", done.Load(), time.Since(begin).Round(time.Millisecond))
 	if done.Load() < ops/2 {
 		t.Fatalf("workload ran only %d operations", done.Load())
@@ -61,7 +63,7 @@ func TestE2ETargetKilledMidStreamConverges(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		workload(dir, seed, ops, &done, stop)
+		workload.Random(dir, seed, ops, &done, stop)
 	}()
 	finished := false
 	t.Cleanup(func() {
@@ -79,7 +81,7 @@ func TestE2ETargetKilledMidStreamConverges(t *testing.T) {
 	pollUntil(t, 60*time.Second, "a fifth of the workload", func() bool { return done.Load() >= ops/5 })
 	// Put a large file in flight and kill the target while it is fetching it.
 	before := dst.replicaStatus(src, "docs").ChunksFetched
-	mustWrite(t, filepath.Join(dir, "in-flight-16MiB.bin"), randomBytes(rand.New(rand.NewPCG(seed, 1)), 16<<20), 0o644)
+	mustWrite(t, filepath.Join(dir, "in-flight-16MiB.bin"), workload.Bytes(rand.New(rand.NewPCG(seed, 1)), 16<<20), 0o644)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got := dst.replicaStatus(src, "docs").ChunksFetched

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/internal/workload"
 )
 
 // buildBaselineTree fills dir with the edge cases of a baseline: empty
@@ -36,13 +37,13 @@ func buildBaselineTree(t *testing.T, dir string) {
 		size int
 	}{{"min", baseline.MinChunk}, {"avg", baseline.AvgChunk}, {"max", baseline.MaxChunk}} {
 		for _, d := range []int{-1, 0, 1} {
-			mustWrite(t, j(fmt.Sprintf("sizes/%s%+d.bin", s.name, d)), randomBytes(rng, s.size+d), 0o644)
+			mustWrite(t, j(fmt.Sprintf("sizes/%s%+d.bin", s.name, d)), workload.Bytes(rng, s.size+d), 0o644)
 		}
 	}
-	mustWrite(t, j("big/random-50MiB.bin"), randomBytes(rng, 50<<20), 0o644)
+	mustWrite(t, j("big/random-50MiB.bin"), workload.Bytes(rng, 50<<20), 0o644)
 	for i := 0; i < 2000; i++ {
 		p := fmt.Sprintf("many/g%02d/h%d/file-%04d.txt", i%20, (i/20)%10, i)
-		mustWrite(t, j(p), randomBytes(rng, rng.IntN(2048)), 0o644)
+		mustWrite(t, j(p), workload.Bytes(rng, rng.IntN(2048)), 0o644)
 	}
 	deep := make([]string, 30)
 	for i := range deep {
@@ -53,7 +54,7 @@ func buildBaselineTree(t *testing.T, dir string) {
 	mustWrite(t, j("日本語/ファイル"), []byte("日本語のファイル\n"), 0o644)
 	mustWrite(t, j("modes/secret"), []byte("private\n"), 0o600)
 	mustWrite(t, j("modes/tool.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755)
-	same := randomBytes(rng, 100<<10)
+	same := workload.Bytes(rng, 100<<10)
 	mustWrite(t, j("dup/one.bin"), same, 0o644)
 	mustWrite(t, j("dup/two.bin"), same, 0o644)
 	for _, l := range []struct{ at, to string }{
@@ -135,10 +136,10 @@ func TestE2ESourceRestartCapturesOfflineChanges(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	j := func(rel string) string { return filepath.Join(dir, filepath.FromSlash(rel)) }
 	for i := 0; i < 20; i++ {
-		mustWrite(t, j(fmt.Sprintf("a/file%02d.bin", i)), randomBytes(rng, 1000+rng.IntN(60000)), 0o644)
+		mustWrite(t, j(fmt.Sprintf("a/file%02d.bin", i)), workload.Bytes(rng, 1000+rng.IntN(60000)), 0o644)
 	}
 	mustWrite(t, j("b/c/keep.txt"), []byte("keep\n"), 0o644)
-	mustWrite(t, j("large.bin"), randomBytes(rng, 2<<20), 0o644)
+	mustWrite(t, j("large.bin"), workload.Bytes(rng, 2<<20), 0o644)
 	src, dst := twoNodes(t, m, dir)
 	dst.start()
 	src.start()
@@ -185,7 +186,7 @@ func TestE2ESourceRestartCapturesOfflineChanges(t *testing.T) {
 func TestE2ENonConsentingTargetKeepsNothing(t *testing.T) {
 	m := newE2EMesh(t)
 	dir := m.dir("laptop-docs")
-	mustWrite(t, filepath.Join(dir, "secret.bin"), randomBytes(rand.New(rand.NewPCG(5, 5)), 300<<10), 0o600)
+	mustWrite(t, filepath.Join(dir, "secret.bin"), workload.Bytes(rand.New(rand.NewPCG(5, 5)), 300<<10), 0o600)
 	src, other := m.node("laptop"), m.node("stranger")
 	src.allow(other)
 	other.allow(src) // it talks to the source, but keeps nothing for it: no backup_for
