@@ -608,7 +608,8 @@ func (w *vecWriter) Flush() error {
 	return err
 }
 
-// writeVec writes every slice of vecs to f, in order, at f's offset.
+// writeVec writes every slice of vecs to f, in order, at f's offset. After
+// a short write it reslices the element of vecs it stopped in.
 func writeVec(f *os.File, vecs [][]byte) error {
 	if len(vecs) == 1 {
 		_, err := f.Write(vecs[0])
@@ -626,17 +627,12 @@ func writeVec(f *os.File, vecs [][]byte) error {
 		if n == 0 {
 			return &os.PathError{Op: "writev", Path: f.Name(), Err: io.ErrShortWrite}
 		}
-		for n > 0 {
-			if n >= len(vecs[0]) {
-				n -= len(vecs[0])
-				vecs = vecs[1:]
-			} else {
-				vecs = append([][]byte{vecs[0][n:]}, vecs[1:]...)
-				n = 0
-			}
-		}
-		for len(vecs) > 0 && len(vecs[0]) == 0 {
+		for n > 0 && n >= len(vecs[0]) {
+			n -= len(vecs[0])
 			vecs = vecs[1:]
+		}
+		if n > 0 {
+			vecs[0] = vecs[0][n:] // a short write: the rest of this slice next
 		}
 	}
 	return nil

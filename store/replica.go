@@ -373,21 +373,39 @@ func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 	return &Staged{rel: rel, abs: abs, tmp: tmp}, nil
 }
 
+// newTemp calls create with new random TempPrefix names in dir until one
+// does not exist yet, and returns that name.
+func newTemp(dir string, create func(name string) error) (string, error) {
+	for range 100 {
+		name := filepath.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		err := create(name)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", &fs.PathError{Op: "create", Path: filepath.Join(dir, TempPrefix+"*"), Err: fs.ErrExist}
+}
+
 // createTemp creates a new file (mode 0600) with a TempPrefix name in dir.
 // It opens the file with one open(2), where os.CreateTemp spends a few
 // more system calls per file on poller registration.
 func createTemp(dir string) (*os.File, error) {
-	for range 100 {
-		name := filepath.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
-		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-		if err == nil {
-			return os.NewFile(uintptr(fd), name), nil
+	var fd int
+	name, err := newTemp(dir, func(name string) error {
+		var err error
+		fd, err = unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return &fs.PathError{Op: "create", Path: name, Err: err}
 		}
-		if !errors.Is(err, unix.EEXIST) {
-			return nil, &fs.PathError{Op: "create", Path: name, Err: err}
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, &fs.PathError{Op: "create", Path: filepath.Join(dir, TempPrefix+"*"), Err: fs.ErrExist}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // Commit renames the staged file into place.
@@ -433,14 +451,7 @@ func (r *Replica) Symlink(rel, target string, mtime time.Time) error {
 	}
 	r.forgetDirs(rel) // a directory at rel is replaced
 	dir := filepath.Dir(abs)
-	var tmp string
-	for range 100 {
-		tmp = filepath.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
-		err = os.Symlink(target, tmp)
-		if !errors.Is(err, fs.ErrExist) {
-			break
-		}
-	}
+	tmp, err := newTemp(dir, func(name string) error { return os.Symlink(target, name) })
 	if err != nil {
 		return &PathError{Op: op, Path: rel, Err: err}
 	}

@@ -126,16 +126,16 @@ func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
 					return fmt.Errorf("read dataset %s: %w", name, err)
 				}
 				if tool == "vigil" || tool == "compare" {
-					tag, best, bin := "", &vr, e.vigil
+					label, tag, best, bin := "vigil", "", &vr, e.vigil
 					if tool == "compare" {
-						tag, best, bin = "cmp", &cr, o.compare
+						label, tag, best, bin = "vigil --compare", "cmp", &cr, o.compare
 					}
 					run, err := vigilBaseline(ctx, e, bin, ds, fmt.Sprintf("%s%d", tag, t), w)
 					made = append(made, e.path("nodes", fmt.Sprintf("src%s-%s%d", name, tag, t)), e.path("nodes", fmt.Sprintf("dst%s-%s%d", name, tag, t)))
 					if err != nil {
 						return fmt.Errorf("%s baseline of dataset %s: %w", bin, name, err)
 					}
-					fmt.Fprintf(w, "trial %d: %s %.2f s (snapshot after %.2f s, copy %.2f s)\n", t, map[string]string{"vigil": "vigil", "compare": "vigil --compare"}[tool],
+					fmt.Fprintf(w, "trial %d: %s %.2f s (snapshot after %.2f s, copy %.2f s)\n", t, label,
 						run.elapsed.Seconds(), run.snapshot.Seconds(), (run.elapsed - run.snapshot).Seconds())
 					if best.elapsed == 0 || run.elapsed < best.elapsed {
 						*best = run
