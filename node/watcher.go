@@ -332,9 +332,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	readyOnce = true
 
 	var evC chan fsnotify.Event
-	var errC chan error
+	var errC <-chan error
 	if w.fsw != nil {
-		evC, errC = w.fsw.Events, w.fsw.Errors
+		stop := make(chan struct{})
+		defer close(stop)
+		evC, errC = w.fsw.Events, drainErrors(w.fsw.Errors, stop)
 	}
 	if w.marker != "" {
 		if w.fsw == nil || os.MkdirAll(w.marker, 0o700) != nil || w.fsw.Add(w.marker) != nil {
@@ -458,6 +460,38 @@ func (w *Watcher) Run(ctx context.Context) error {
 			sendWait = nil
 		}
 	}
+}
+
+// drainErrors reads fsnotify's errors as soon as they come and hands them
+// on, in order, through the returned channel, until stop is closed.
+// fsnotify sends some errors while holding the lock that its Add and Remove
+// take; if it waited for the event loop while the loop was in Add or
+// Remove, both would wait for ever.
+func drainErrors(src <-chan error, stop <-chan struct{}) <-chan error {
+	out := make(chan error)
+	go func() {
+		var q []error
+		for {
+			var send chan<- error
+			var head error
+			if len(q) > 0 {
+				send, head = out, q[0]
+			}
+			select {
+			case err, ok := <-src:
+				if !ok {
+					src = nil // fsnotify closed; deliver what is queued
+					continue
+				}
+				q = append(q, err)
+			case send <- head:
+				q = q[1:]
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // handleEvent records one fsnotify event.
