@@ -443,33 +443,24 @@ func (n *e2eNode) waitSynced() {
 }
 
 // status runs `vigil status --json` on n.
-func (n *e2eNode) status() node.StatusReport {
-	t := n.t
-	t.Helper()
-	code, out, errOut := n.m.vigil(20*time.Second, "status", "--home", n.home, "--json")
-	if code != 0 {
-		t.Fatalf("%s: `vigil status --json`: exit %d: %s", n.name, code, errOut)
-	}
-	var s node.StatusReport
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("%s: `vigil status --json`: %v\n%s", n.name, err, out)
-	}
-	return s
-}
+func (n *e2eNode) status() node.StatusReport { return vigilJSON[node.StatusReport](n, "status") }
 
 // lag runs `vigil lag --json` on n.
-func (n *e2eNode) lag() node.LagReport {
+func (n *e2eNode) lag() node.LagReport { return vigilJSON[node.LagReport](n, "lag") }
+
+// vigilJSON runs `vigil CMD --home HOME --json` on n and decodes its output.
+func vigilJSON[T any](n *e2eNode, cmd string) T {
 	t := n.t
 	t.Helper()
-	code, out, errOut := n.m.vigil(20*time.Second, "lag", "--home", n.home, "--json")
+	code, out, errOut := n.m.vigil(20*time.Second, cmd, "--home", n.home, "--json")
 	if code != 0 {
-		t.Fatalf("%s: `vigil lag --json`: exit %d: %s", n.name, code, errOut)
+		t.Fatalf("%s: `vigil %s --json`: exit %d: %s", n.name, cmd, code, errOut)
 	}
-	var r node.LagReport
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("%s: `vigil lag --json`: %v\n%s", n.name, err, out)
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%s: `vigil %s --json`: %v\n%s", n.name, cmd, err, out)
 	}
-	return r
+	return v
 }
 
 // replicaStatus returns the entry of n's status for folder of src.
