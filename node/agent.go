@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -40,7 +42,7 @@ const (
 // folder's snapshot, chunks and journal to the designated backups.
 type agent struct {
 	n       *Node
-	cfg     *FolderConfig
+	cfg     *config.FolderConfig
 	id      string
 	root    string
 	ignore  *baseline.Matcher
@@ -110,7 +112,7 @@ type backupState struct {
 	Reset      bool // told to re-baseline: its position was compacted away
 }
 
-func newAgent(n *Node, fc *FolderConfig) (*agent, error) {
+func newAgent(n *Node, fc *config.FolderConfig) (*agent, error) {
 	ign, err := baseline.NewMatcher(fc.Ignore)
 	if err != nil {
 		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)

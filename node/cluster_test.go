@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -33,7 +35,7 @@ type testNode struct {
 	home   string
 	id     peer.ID
 	port   int
-	cfg    *Config
+	cfg    *config.Config
 	n      *Node
 	cancel context.CancelFunc
 	done   chan error
@@ -82,21 +84,21 @@ func newCluster(t testing.TB, names ...string) *cluster {
 	currentNodes = c.nodes
 	for _, name := range names {
 		home := shortTempDir(t)
-		id, err := mesh.GenerateKey(filepath.Join(home, KeyFile))
+		id, err := mesh.GenerateKey(filepath.Join(home, config.KeyFile))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.nodes[name] = &testNode{t: t, name: name, home: home, id: id, port: freePort(t)}
 	}
 	for _, tn := range c.nodes {
-		tn.cfg = &Config{Home: tn.home, File: filepath.Join(tn.home, "vigil.yaml")}
+		tn.cfg = &config.Config{Home: tn.home, File: filepath.Join(tn.home, "vigil.yaml")}
 		tn.cfg.Node.Name = tn.name
 		tn.cfg.Node.Listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", tn.port)}
 		for _, o := range c.nodes {
 			if o == tn {
 				continue
 			}
-			tn.cfg.Peers = append(tn.cfg.Peers, PeerConfig{Name: o.name, ID: o.id.String(),
+			tn.cfg.Peers = append(tn.cfg.Peers, config.PeerConfig{Name: o.name, ID: o.id.String(),
 				Addrs: []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", o.port)}})
 		}
 	}
@@ -112,10 +114,10 @@ func newCluster(t testing.TB, names ...string) *cluster {
 // and each target consent to it.
 func (c *cluster) protect(src, id, dir string, targets ...string) {
 	s := c.nodes[src]
-	s.cfg.Folders = append(s.cfg.Folders, FolderConfig{ID: id, Path: dir, BackupTo: targets})
+	s.cfg.Folders = append(s.cfg.Folders, config.FolderConfig{ID: id, Path: dir, BackupTo: targets})
 	for _, tname := range targets {
 		tn := c.nodes[tname]
-		tn.cfg.BackupFor = append(tn.cfg.BackupFor, BackupForConfig{Peer: src, Folders: []string{id}})
+		tn.cfg.BackupFor = append(tn.cfg.BackupFor, config.BackupForConfig{Peer: src, Folders: []string{id}})
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/store"
 )
@@ -163,7 +165,7 @@ func (n *Node) History(source, folder, p string) ([]Version, error) {
 }
 
 // HistoryOffline is History for a node that is not running.
-func HistoryOffline(cfg *Config, source, folder, p string) ([]Version, error) {
+func HistoryOffline(cfg *config.Config, source, folder, p string) ([]Version, error) {
 	if source == "" || folder == "" {
 		return nil, userErrorf(ErrBadRequest, "history: source and folder are required")
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +20,6 @@ import (
 	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/store"
 )
-
-// KeyFile is the name of the node's private key file inside its home.
-const KeyFile = "identity.key"
 
 // Option configures a Node.
 type Option func(*options)
@@ -69,7 +68,7 @@ func WithBaselineProgress(fn func(BaselineEvent)) Option {
 // Node is one vigil node: agents for the folders it protects, replicas for
 // the folders it keeps for others, the mesh, and the control endpoint.
 type Node struct {
-	cfg  *Config
+	cfg  *config.Config
 	opts options
 	log  *slog.Logger
 	id   peer.ID
@@ -90,7 +89,7 @@ type Node struct {
 
 // New opens the node's data directory and key and builds its mesh, agents
 // and replicas. Nothing runs until Run.
-func New(cfg *Config, opts ...Option) (*Node, error) {
+func New(cfg *config.Config, opts ...Option) (*Node, error) {
 	o := options{logger: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
@@ -102,7 +101,7 @@ func New(cfg *Config, opts ...Option) (*Node, error) {
 	n := &Node{cfg: cfg, opts: o, log: o.logger, done: make(chan struct{}), started: time.Now()}
 	n.m = newMetrics(o.registerer)
 
-	key, id, err := mesh.LoadKey(filepath.Join(cfg.Home, KeyFile))
+	key, id, err := mesh.LoadKey(cfg.IdentityPath())
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-mesh/vigil/internal/fsutil"
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sys/unix"
 
@@ -137,7 +140,7 @@ type offlineReplica struct {
 
 // configReplicas lists the replicas the config names, restricted to source
 // and folder when not empty.
-func configReplicas(cfg *Config, source, folder string) ([]offlineReplica, error) {
+func configReplicas(cfg *config.Config, source, folder string) ([]offlineReplica, error) {
 	var out []offlineReplica
 	for _, bf := range cfg.BackupFor {
 		pc, ok := cfg.PeerByName(bf.Peer)
@@ -169,7 +172,7 @@ func configReplicas(cfg *Config, source, folder string) ([]offlineReplica, error
 // running. The caller closes the DB.
 // eachOfflineReplica opens the index of a node that is not running and
 // calls fn for each replica of source/folder it keeps ("" matches all).
-func eachOfflineReplica(cfg *Config, source, folder string, fn func(*replicaData) error) error {
+func eachOfflineReplica(cfg *config.Config, source, folder string, fn func(*replicaData) error) error {
 	reps, err := configReplicas(cfg, source, folder)
 	if err != nil {
 		return err
@@ -191,7 +194,7 @@ func eachOfflineReplica(cfg *Config, source, folder string, fn func(*replicaData
 	return nil
 }
 
-func openOffline(cfg *Config) (*store.DB, error) {
+func openOffline(cfg *config.Config) (*store.DB, error) {
 	p := filepath.Join(cfg.DataPath(), "index.db")
 	if _, err := os.Stat(p); err != nil {
 		return nil, fmt.Errorf("node: no index in data_dir %s (has this node ever run?): %w", cfg.DataPath(), err)
@@ -199,7 +202,7 @@ func openOffline(cfg *Config) (*store.DB, error) {
 	return store.OpenDB(p)
 }
 
-func (o offlineReplica) data(cfg *Config, db *store.DB) (*replicaData, error) {
+func (o offlineReplica) data(cfg *config.Config, db *store.DB) (*replicaData, error) {
 	src := o.source.String()
 	h, err := openHistory(cfg.DataPath(), src, o.folder)
 	if err != nil {
@@ -228,7 +231,7 @@ func (n *Node) Restore(ctx context.Context, req RestoreRequest, progress func(do
 // RestoreOffline is Restore for a node that is not running: it opens the
 // data directory's index itself (and fails with store.ErrLocked if a node
 // holds it).
-func RestoreOffline(cfg *Config, req RestoreRequest, progress func(done, total int64)) (RestoreResult, error) {
+func RestoreOffline(cfg *config.Config, req RestoreRequest, progress func(done, total int64)) (RestoreResult, error) {
 	if req.Source == "" || req.Folder == "" {
 		return RestoreResult{}, userErrorf(ErrBadRequest, "restore: source and folder are required")
 	}
@@ -340,7 +343,7 @@ func restoreReplica(ctx context.Context, d *replicaData, req RestoreRequest, pro
 		return res, fmt.Errorf("node: restore target %s: %w", req.To, err)
 	}
 	res.To = to
-	if dd, err := filepath.Abs(d.dataDir); err == nil && (cfgPathWithin(cfgRealPath(to), cfgRealPath(dd)) || cfgPathWithin(cfgRealPath(dd), cfgRealPath(to))) {
+	if dd, err := filepath.Abs(d.dataDir); err == nil && (fsutil.Overlap(to, dd)) {
 		return res, userErrorf(ErrBadRequest, "restore target %s overlaps the node's data_dir %s", to, dd)
 	}
 	paths, err := cleanPaths(req.Paths)

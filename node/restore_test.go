@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sys/unix"
 
@@ -299,7 +301,7 @@ func TestPruneDropsOldVersionsAndFreesTheirChunks(t *testing.T) {
 	writeFile(t, filepath.Join(src, "big.bin"), randBytes(1, 1<<20), 0o644)
 	c.protect("laptop", "docs", src, "nas")
 	lap, nas := c.nodes["laptop"], c.nodes["nas"]
-	nas.cfg.BackupFor[0].Retention = Duration(3 * time.Second)
+	nas.cfg.BackupFor[0].Retention = config.Duration(3 * time.Second)
 	lap.start()
 	nas.start()
 	lap.waitSynced(30 * time.Second)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/vigil-mesh/vigil/baseline"
@@ -50,7 +52,7 @@ func (n *Node) Verify(ctx context.Context, source, folder string) ([]VerifyRepor
 
 // VerifyOffline is the local part of Verify (against this node's own
 // records) for a node that is not running.
-func VerifyOffline(cfg *Config, source, folder string) ([]VerifyReport, error) {
+func VerifyOffline(cfg *config.Config, source, folder string) ([]VerifyReport, error) {
 	var out []VerifyReport
 	err := eachOfflineReplica(cfg, source, folder, func(d *replicaData) error {
 		rep, err := verifyReplica(context.Background(), d)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-mesh/vigil/node/config"
 )
 
 // verifyT verifies every replica of n and returns the only report.
@@ -130,7 +132,7 @@ func TestVerifyReportsMissingFileAndScrubStoresResult(t *testing.T) {
 	c.protect("laptop", "docs", src, "nas")
 	lap, nas := c.nodes["laptop"], c.nodes["nas"]
 	nas.cfg.SetDefaults()
-	nas.cfg.Node.ScrubInterval = Duration(300 * time.Millisecond)
+	nas.cfg.Node.ScrubInterval = config.Duration(300 * time.Millisecond)
 	lap.start()
 	nas.start()
 	lap.waitSynced(30 * time.Second)

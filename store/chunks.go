@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/vigil-mesh/vigil/internal/fsutil"
 )
 
 // Errors of the chunk stores.
@@ -203,7 +205,7 @@ func (s *FileChunks) Put(c cid.Cid, data []byte) error {
 	if s.noSync {
 		return nil
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return &PathError{Op: "sync chunk dir", Path: dir, Err: err}
 	}
 	return nil
@@ -219,7 +221,7 @@ func (s *FileChunks) mkdirFanout(dir string) error {
 	if err != nil {
 		return &PathError{Op: "mkdir chunk dir", Path: dir, Err: err}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return &PathError{Op: "sync chunk dir", Path: s.dir, Err: err}
 	}
 	return nil
@@ -297,20 +299,6 @@ func (s *FileChunks) walk(fn func(c cid.Cid, size int64) error) error {
 
 // Size returns the bytes stored, kept up to date by Put and Delete.
 func (s *FileChunks) Size() (int64, error) { return s.size.Load(), nil }
-
-// syncDir fsyncs a directory so that entries created, renamed or removed
-// in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // sortedKeys returns the keys of m in order.
 func sortedKeys[V any](m map[string]V) []string {

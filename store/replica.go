@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigil-mesh/vigil/internal/fsutil"
 )
 
 // ErrUnsafePath is returned (inside a *PathError) for a relative path that
@@ -243,7 +245,7 @@ func (r *Replica) resolveCreate(op, rel string) (string, error) {
 		cur = filepath.Join(cur, el)
 		err := os.Mkdir(cur, 0o755)
 		if err == nil {
-			if err := syncDir(parent); err != nil {
+			if err := fsutil.SyncDir(parent); err != nil {
 				return "", &PathError{Op: op, Path: rel, Err: err}
 			}
 			continue
@@ -290,7 +292,7 @@ func (r *Replica) WriteFile(rel string, mode fs.FileMode, mtime time.Time, write
 	if o.noDirSync {
 		return nil
 	}
-	if err := syncDir(filepath.Dir(st.abs)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(st.abs)); err != nil {
 		return &PathError{Op: "write", Path: rel, Err: err}
 	}
 	return nil
@@ -463,7 +465,7 @@ func (r *Replica) Symlink(rel, target string, mtime time.Time) error {
 		_ = os.Remove(tmp)
 		return &PathError{Op: op, Path: rel, Err: err}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return &PathError{Op: op, Path: rel, Err: err}
 	}
 	return nil
@@ -505,7 +507,7 @@ func (r *Replica) Mkdir(rel string, mode fs.FileMode, mtime time.Time, opts ...W
 			}
 		}
 		if !o.noDirSync {
-			if err := syncDir(filepath.Dir(abs)); err != nil {
+			if err := fsutil.SyncDir(filepath.Dir(abs)); err != nil {
 				return &PathError{Op: op, Path: rel, Err: err}
 			}
 		}
@@ -568,7 +570,7 @@ func (r *Replica) Remove(rel string) error {
 		}
 		return &PathError{Op: op, Path: rel, Err: err}
 	}
-	if err := syncDir(filepath.Dir(abs)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+	if err := fsutil.SyncDir(filepath.Dir(abs)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return &PathError{Op: op, Path: rel, Err: err}
 	}
 	return nil
@@ -616,11 +618,11 @@ func (r *Replica) Rename(from, to string) error {
 	if err := os.Rename(fromAbs, toAbs); err != nil {
 		return &PathError{Op: op, Path: to, Err: err}
 	}
-	if err := syncDir(filepath.Dir(toAbs)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(toAbs)); err != nil {
 		return &PathError{Op: op, Path: to, Err: err}
 	}
 	if filepath.Dir(fromAbs) != filepath.Dir(toAbs) {
-		if err := syncDir(filepath.Dir(fromAbs)); err != nil {
+		if err := fsutil.SyncDir(filepath.Dir(fromAbs)); err != nil {
 			return &PathError{Op: op, Path: from, Err: err}
 		}
 	}

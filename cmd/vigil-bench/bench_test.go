@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/vigil-mesh/vigil/node"
+	"github.com/vigil-mesh/vigil/node/config"
 )
 
 func TestPercentileUsesNearestRank(t *testing.T) {
@@ -99,7 +99,7 @@ func TestConfigYAMLIsAValidNodeConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var cfg node.Config
+		var cfg config.Config
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil {

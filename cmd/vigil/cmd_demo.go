@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -115,7 +117,7 @@ type demoNode struct {
 	home string
 	port int
 	id   peer.ID
-	cfg  *node.Config
+	cfg  *config.Config
 	n    *node.Node
 
 	cancel context.CancelFunc
@@ -212,7 +214,7 @@ func (d *demo) setup() error {
 		if err := os.Mkdir(home, 0o700); err != nil {
 			return fmt.Errorf("demo: home of %s: %w", name, err)
 		}
-		id, err := mesh.GenerateKey(filepath.Join(home, node.KeyFile))
+		id, err := mesh.GenerateKey(filepath.Join(home, config.KeyFile))
 		if err != nil {
 			return fmt.Errorf("demo: key of %s: %w", name, err)
 		}
@@ -228,12 +230,12 @@ func (d *demo) setup() error {
 		return fmt.Errorf("demo: sample files: %w", err)
 	}
 	for _, dn := range d.nodes {
-		cfg := &node.Config{Home: dn.home, File: filepath.Join(dn.home, configFileName)}
+		cfg := &config.Config{Home: dn.home, File: filepath.Join(dn.home, configFileName)}
 		cfg.Node.Name = dn.name
 		cfg.Node.Listen = []string{demoAddr(dn.port)}
 		for _, o := range d.nodes {
 			if o != dn {
-				cfg.Peers = append(cfg.Peers, node.PeerConfig{Name: o.name, ID: o.id.String(),
+				cfg.Peers = append(cfg.Peers, config.PeerConfig{Name: o.name, ID: o.id.String(),
 					Addrs: []string{demoAddr(o.port)}})
 			}
 		}
@@ -242,9 +244,9 @@ func (d *demo) setup() error {
 			for _, o := range d.nodes[1:] {
 				to = append(to, o.name)
 			}
-			cfg.Folders = []node.FolderConfig{{ID: demoFolder, Path: demoFolder, BackupTo: to}}
+			cfg.Folders = []config.FolderConfig{{ID: demoFolder, Path: demoFolder, BackupTo: to}}
 		} else {
-			cfg.BackupFor = []node.BackupForConfig{{Peer: src.name, Folders: []string{demoFolder}}}
+			cfg.BackupFor = []config.BackupForConfig{{Peer: src.name, Folders: []string{demoFolder}}}
 		}
 		cfg.SetDefaults()
 		if err := cfg.Validate(); err != nil {
@@ -260,7 +262,7 @@ func (d *demo) setup() error {
 
 // writeDemoConfig writes cfg as the vigil.yaml of its home, so that a kept
 // demo folder can be run with `vigil run --home`.
-func writeDemoConfig(cfg *node.Config) error {
+func writeDemoConfig(cfg *config.Config) error {
 	var b bytes.Buffer
 	b.WriteString("# vigil.yaml of the demo node " + cfg.Node.Name + "\n")
 	enc := yaml.NewEncoder(&b)

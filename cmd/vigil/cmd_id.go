@@ -11,8 +11,9 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/vigil-mesh/vigil/mesh"
-	"github.com/vigil-mesh/vigil/node"
 )
 
 func newIDCmd() *cobra.Command {
@@ -75,7 +76,7 @@ func idJSON(id, name string, addrs []string) string {
 // advertisedAddrs returns the listen addresses with unspecified IPs
 // (0.0.0.0, ::) replaced by this machine's interface addresses (link-local
 // ones left out); an address that cannot be expanded is kept as written.
-func advertisedAddrs(cfg *node.Config) ([]string, error) {
+func advertisedAddrs(cfg *config.Config) ([]string, error) {
 	listen, err := cfg.ListenAddrs()
 	if err != nil {
 		return nil, err

@@ -10,10 +10,11 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/mesh"
-	"github.com/vigil-mesh/vigil/node"
 )
 
 // defaultListen is where a new node listens unless --listen says otherwise.
@@ -50,10 +51,10 @@ func runInit(g *globals, stdout io.Writer, name string, listen []string) error {
 	}
 	cfgPath := filepath.Join(home, configFileName)
 	// Check the flags with the config rules before creating anything.
-	probe := &node.Config{Node: node.NodeConfig{Name: name, Listen: listen}, Home: home, File: cfgPath}
+	probe := &config.Config{Node: config.NodeConfig{Name: name, Listen: listen}, Home: home, File: cfgPath}
 	probe.SetDefaults()
 	if err := probe.Validate(); err != nil {
-		var ce *node.ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			return usageErrorf("%s", initProblem(ce))
 		}
@@ -88,7 +89,7 @@ func runInit(g *globals, stdout io.Writer, name string, listen []string) error {
 
 // initProblem describes a problem found in the probe config in terms of the
 // init flag behind it.
-func initProblem(ce *node.ConfigError) string {
+func initProblem(ce *config.Error) string {
 	msg := ce.Msg
 	if ce.Value != "" {
 		msg += fmt.Sprintf(" (value %q)", ce.Value)

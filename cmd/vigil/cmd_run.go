@@ -11,6 +11,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/node"
@@ -59,7 +61,7 @@ func runNode(ctx context.Context, g *globals) error {
 	tuneGC()
 	n, err := node.New(cfg, node.WithLogger(logger), prog.Option())
 	if err != nil {
-		var ce *node.ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			return err
 		}

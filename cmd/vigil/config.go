@@ -13,9 +13,9 @@ import (
 	"strconv"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/vigil-mesh/vigil/node/config"
 
-	"github.com/vigil-mesh/vigil/node"
+	"go.yaml.in/yaml/v3"
 )
 
 // configFileName is the config file inside the home directory.
@@ -26,13 +26,13 @@ const maxConfigSize = 16 << 20
 
 // loadConfig reads home/vigil.yaml, fills in defaults and validates it.
 // Every problem with the file (missing, YAML syntax, unknown field, wrong
-// type, invalid value) is a *node.ConfigError naming the file, and the line
+// type, invalid value) is a *config.Error naming the file, and the line
 // and field when known; an unreadable file is a plain error.
-func loadConfig(home string) (*node.Config, error) {
+func loadConfig(home string) (*config.Config, error) {
 	path := filepath.Join(home, configFileName)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, &node.ConfigError{File: path, Msg: fmt.Sprintf("no such file; run `vigil init --home %s` first", home), Err: err}
+		return nil, &config.Error{File: path, Msg: fmt.Sprintf("no such file; run `vigil init --home %s` first", home), Err: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -43,27 +43,27 @@ func loadConfig(home string) (*node.Config, error) {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
 	if len(data) > maxConfigSize {
-		return nil, &node.ConfigError{File: path, Msg: fmt.Sprintf("file is larger than %d bytes", maxConfigSize)}
+		return nil, &config.Error{File: path, Msg: fmt.Sprintf("file is larger than %d bytes", maxConfigSize)}
 	}
 	return parseConfig(path, data)
 }
 
 // parseConfig decodes a config document, fills in defaults and validates it.
 // path names the file in errors, and its directory is the config's Home.
-func parseConfig(path string, data []byte) (*node.Config, error) {
+func parseConfig(path string, data []byte) (*config.Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlConfigError(path, err)
 	}
 	if len(doc.Content) == 0 {
-		return nil, &node.ConfigError{File: path, Msg: "the file is empty; it needs at least a node: section with a name"}
+		return nil, &config.Error{File: path, Msg: "the file is empty; it needs at least a node: section with a name"}
 	}
 	lines := map[string]int{}
-	if err := checkYAML(path, doc.Content[0], reflect.TypeOf(node.Config{}), "", lines); err != nil {
+	if err := checkYAML(path, doc.Content[0], reflect.TypeOf(config.Config{}), "", lines); err != nil {
 		return nil, err
 	}
 
-	cfg := &node.Config{}
+	cfg := &config.Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -73,7 +73,7 @@ func parseConfig(path string, data []byte) (*node.Config, error) {
 	cfg.Home = filepath.Dir(path)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
-		var ce *node.ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) && ce.Line == 0 {
 			ce.Line = lineOf(lines, ce.Field)
 		}
@@ -95,9 +95,9 @@ func yamlConfigError(path string, err error) error {
 	msg = strings.TrimSpace(msg)
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &node.ConfigError{File: path, Line: line, Msg: m[2], Err: err}
+		return &config.Error{File: path, Line: line, Msg: m[2], Err: err}
 	}
-	return &node.ConfigError{File: path, Msg: strings.TrimPrefix(msg, "yaml: "), Err: err}
+	return &config.Error{File: path, Msg: strings.TrimPrefix(msg, "yaml: "), Err: err}
 }
 
 // checkYAML walks the document against the Go type it decodes into, so that
@@ -120,7 +120,7 @@ func checkYAML(path string, n *yaml.Node, t reflect.Type, field string, lines ma
 		where = "the top level"
 	}
 	bad := func(msg string, value string) error {
-		return &node.ConfigError{File: path, Line: n.Line, Field: field, Value: value, Msg: msg}
+		return &config.Error{File: path, Line: n.Line, Field: field, Value: value, Msg: msg}
 	}
 	if reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
 		if n.Kind != yaml.ScalarNode {
@@ -128,7 +128,7 @@ func checkYAML(path string, n *yaml.Node, t reflect.Type, field string, lines ma
 		}
 		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
 		if err := v.UnmarshalText([]byte(n.Value)); err != nil {
-			return &node.ConfigError{File: path, Line: n.Line, Field: field, Value: n.Value, Msg: err.Error(), Err: err}
+			return &config.Error{File: path, Line: n.Line, Field: field, Value: n.Value, Msg: err.Error(), Err: err}
 		}
 		return nil
 	}
@@ -139,7 +139,7 @@ func checkYAML(path string, n *yaml.Node, t reflect.Type, field string, lines ma
 			if field == "" {
 				msg = "the top level " + msg
 			}
-			return &node.ConfigError{File: path, Line: n.Line, Field: field, Value: scalarValue(n), Msg: msg}
+			return &config.Error{File: path, Line: n.Line, Field: field, Value: scalarValue(n), Msg: msg}
 		}
 		fields, names := yamlFields(t)
 		seen := map[string]int{}
@@ -150,12 +150,12 @@ func checkYAML(path string, n *yaml.Node, t reflect.Type, field string, lines ma
 			}
 			sub := joinField(field, k.Value)
 			if first, dup := seen[k.Value]; dup {
-				return &node.ConfigError{File: path, Line: k.Line, Field: sub, Msg: fmt.Sprintf("given twice (first on line %d)", first)}
+				return &config.Error{File: path, Line: k.Line, Field: sub, Msg: fmt.Sprintf("given twice (first on line %d)", first)}
 			}
 			seen[k.Value] = k.Line
 			sf, ok := fields[k.Value]
 			if !ok {
-				return &node.ConfigError{File: path, Line: k.Line, Field: sub,
+				return &config.Error{File: path, Line: k.Line, Field: sub,
 					Msg: fmt.Sprintf("unknown field; fields of %s: %s", where, strings.Join(names, ", "))}
 			}
 			lines[sub] = k.Line

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/vigil-mesh/vigil/node"
 )
 
 // TestMain lets a test run this binary as the vigil command: with
@@ -212,9 +212,9 @@ func TestLoadConfigErrorsNameFileLineFieldAndValue(t *testing.T) {
 			home := newHome(t, tt.doc)
 			file := filepath.Join(home, "vigil.yaml")
 			_, err := loadConfig(home)
-			var ce *node.ConfigError
+			var ce *config.Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("loadConfig = %v, want *node.ConfigError", err)
+				t.Fatalf("loadConfig = %v, want *config.Error", err)
 			}
 			if tt.line == -1 && ce.Line > 0 {
 				tt.line = ce.Line
@@ -254,7 +254,7 @@ func TestLoadConfigErrorsNameFileLineFieldAndValue(t *testing.T) {
 func TestLoadConfigMissingFileTellsToRunInit(t *testing.T) {
 	home := t.TempDir()
 	_, err := loadConfig(home)
-	var ce *node.ConfigError
+	var ce *config.Error
 	if !errors.As(err, &ce) || exitCode(err) != exitUsage {
 		t.Fatalf("loadConfig = %v, want a ConfigError (exit 2)", err)
 	}
@@ -274,8 +274,8 @@ func TestExitCodeMapsUsageAndConfigErrorsTo2AndOthersTo1(t *testing.T) {
 		{fmt.Errorf("run node: %w", os.ErrPermission), 1},
 		{usageErrorf("--name: bad"), 2},
 		{fmt.Errorf("wrapped: %w", usageErrorf("--x")), 2},
-		{&node.ConfigError{File: "f", Msg: "m"}, 2},
-		{fmt.Errorf("start node: %w", &node.ConfigError{File: "f", Msg: "m"}), 2},
+		{&config.Error{File: "f", Msg: "m"}, 2},
+		{fmt.Errorf("start node: %w", &config.Error{File: "f", Msg: "m"}), 2},
 	}
 	for _, tt := range tests {
 		if got := exitCode(tt.err); got != tt.want {

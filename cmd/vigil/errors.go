@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/spf13/cobra"
+	"github.com/vigil-mesh/vigil/node/config"
 
-	"github.com/vigil-mesh/vigil/node"
+	"github.com/spf13/cobra"
 )
 
 // Exit codes of the vigil command.
@@ -32,14 +32,14 @@ func usageErrorf(format string, args ...any) error {
 }
 
 // exitCode maps an error returned by a command to the process exit code:
-// 0 for nil, 2 for a *usageError or a *node.ConfigError anywhere in its
+// 0 for nil, 2 for a *usageError or a *config.Error anywhere in its
 // chain, 1 for anything else.
 func exitCode(err error) int {
 	if err == nil {
 		return exitOK
 	}
 	var ue *usageError
-	var ce *node.ConfigError
+	var ce *config.Error
 	if errors.As(err, &ue) || errors.As(err, &ce) {
 		return exitUsage
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -78,7 +80,7 @@ func newLagCluster(t *testing.T, names ...string) *lagCluster {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(home) })
-		id, err := mesh.GenerateKey(filepath.Join(home, node.KeyFile))
+		id, err := mesh.GenerateKey(filepath.Join(home, config.KeyFile))
 		if err != nil {
 			t.Fatal(err)
 		}

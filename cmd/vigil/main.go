@@ -5,7 +5,7 @@
 // newRootCmd with one root.AddCommand(newXCmd()) line. A command reaches the
 // global flags through globalsFrom(cmd): Home, LoadConfig, Logger. Errors
 // returned from RunE are printed as one line "vigil: <message>"; a
-// *usageError or a *node.ConfigError exits 2, any other error exits 1.
+// *usageError or a *config.Error exits 2, any other error exits 1.
 package main
 
 import (
@@ -20,7 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vigil-mesh/vigil/node"
+	"github.com/vigil-mesh/vigil/node/config"
 )
 
 func init() {
@@ -140,7 +140,7 @@ func (g *globals) prepare(cmd *cobra.Command, _ []string) error {
 func (g *globals) Home() string { return g.home }
 
 // LoadConfig loads and validates Home()/vigil.yaml.
-func (g *globals) LoadConfig() (*node.Config, error) { return loadConfig(g.home) }
+func (g *globals) LoadConfig() (*config.Config, error) { return loadConfig(g.home) }
 
 // Logger returns a logger writing to stderr in the --log-format and at the
 // --log-level asked for.

@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/vigil-mesh/vigil/node/config"
+
 	"github.com/vigil-mesh/vigil/node"
 )
 
@@ -48,7 +50,7 @@ type baselineProgress struct {
 
 // startBaselineProgress returns a running baselineProgress drawing on
 // stderr, or nil when stderr is not a terminal (then logs stay plain).
-func startBaselineProgress(stderr io.Writer, cfg *node.Config) *baselineProgress {
+func startBaselineProgress(stderr io.Writer, cfg *config.Config) *baselineProgress {
 	if !isTerminal(stderr) {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package node
+package config
 
 import (
 	"errors"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/vigil-mesh/vigil/internal/fsutil"
 )
 
 // Config is the configuration of one node, as read from vigil.yaml by cmd/vigil.
@@ -157,7 +159,7 @@ const (
 	cfgDefaultJournalMaxBytes = 4 << 30
 	cfgDefaultScrubInterval   = 24 * time.Hour
 	cfgDefaultRetention       = 720 * time.Hour
-	cfgIdentityFile           = "identity.key"
+	cfgIdentityFile           = KeyFile
 )
 
 // DefaultNodeConfig returns a NodeConfig holding every default (no name, no
@@ -207,11 +209,11 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// ConfigError reports the first problem found in a configuration: the file,
+// Error reports the first problem found in a configuration: the file,
 // the field at fault (e.g. "folders[0].backup_to[1]"), the offending value and
 // what is wrong with it. Line is the line in File when known (0 otherwise);
 // Err is the underlying cause, if any.
-type ConfigError struct {
+type Error struct {
 	File  string
 	Line  int
 	Field string
@@ -223,7 +225,7 @@ type ConfigError struct {
 // Error formats the problem as
 // `<file>[:<line>]: <field>: <msg> (value "<value>")`; parts that are empty
 // are left out.
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
 		b.WriteString(e.File)
@@ -243,7 +245,7 @@ func (e *ConfigError) Error() string {
 }
 
 // Unwrap returns the underlying cause.
-func (e *ConfigError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 var (
 	cfgNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -255,16 +257,16 @@ func cfgValidName(s string) bool {
 	return cfgNameRE.MatchString(s) && s != "." && s != ".."
 }
 
-// Validate checks the configuration and returns a *ConfigError describing the
+// Validate checks the configuration and returns a *Error describing the
 // first problem, or nil. It reads the file system only to check that each
 // folder path is an existing directory. Call SetDefaults first; unset fields
 // that have a default are accepted.
 func (c *Config) Validate() error {
 	fail := func(field, value, format string, args ...any) error {
-		return &ConfigError{File: c.File, Field: field, Value: value, Msg: fmt.Sprintf(format, args...)}
+		return &Error{File: c.File, Field: field, Value: value, Msg: fmt.Sprintf(format, args...)}
 	}
 	failErr := func(field, value, msg string, err error) error {
-		return &ConfigError{File: c.File, Field: field, Value: value, Msg: msg + ": " + err.Error(), Err: err}
+		return &Error{File: c.File, Field: field, Value: value, Msg: msg + ": " + err.Error(), Err: err}
 	}
 	n := &c.Node
 
@@ -363,7 +365,7 @@ func (c *Config) Validate() error {
 		path  string
 	}
 	var paths []seenPath
-	dataPath := cfgRealPath(c.DataPath())
+	dataPath := fsutil.RealPath(c.DataPath())
 	for i, fc := range c.Folders {
 		f := fmt.Sprintf("folders[%d]", i)
 		if fc.ID == "" {
@@ -396,14 +398,14 @@ func (c *Config) Validate() error {
 		if r, err := filepath.EvalSymlinks(abs); err == nil {
 			target = r
 		}
-		if cfgPathWithin(dataPath, target) || cfgPathWithin(dataPath, abs) {
+		if fsutil.Within(dataPath, target) || fsutil.Within(dataPath, abs) {
 			return fail(f+".path", fc.Path, "contains the node's data dir %s; move data_dir out of protected folders", dataPath)
 		}
-		if cfgPathWithin(target, dataPath) || cfgPathWithin(abs, dataPath) {
+		if fsutil.Within(target, dataPath) || fsutil.Within(abs, dataPath) {
 			return fail(f+".path", fc.Path, "is inside the node's data dir %s", dataPath)
 		}
 		for _, sp := range paths {
-			if cfgPathWithin(target, sp.path) || cfgPathWithin(sp.path, target) {
+			if fsutil.Within(target, sp.path) || fsutil.Within(sp.path, target) {
 				return fail(f+".path", fc.Path, "overlaps folders[%d] (%s); protected folders must not nest", sp.index, sp.path)
 			}
 		}
@@ -560,7 +562,7 @@ func (c *Config) ListenAddrs() ([]multiaddr.Multiaddr, error) {
 	for i, s := range c.Node.Listen {
 		m, err := cfgParseMultiaddr(s)
 		if err != nil {
-			return nil, &ConfigError{File: c.File, Field: fmt.Sprintf("node.listen[%d]", i), Value: s, Msg: "not a valid multiaddr: " + err.Error(), Err: err}
+			return nil, &Error{File: c.File, Field: fmt.Sprintf("node.listen[%d]", i), Value: s, Msg: "not a valid multiaddr: " + err.Error(), Err: err}
 		}
 		out = append(out, m)
 	}
@@ -687,32 +689,6 @@ func cfgExpandTilde(p string) string {
 	return filepath.Join(h, p[1:])
 }
 
-// cfgPathWithin reports whether p is dir or inside dir (both absolute, clean).
-func cfgPathWithin(p, dir string) bool {
-	rel, err := filepath.Rel(dir, p)
-	if err != nil {
-		return false
-	}
-	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel))
-}
-
-// cfgRealPath resolves symlinks in the longest existing prefix of the
-// absolute path p (p itself need not exist yet).
-func cfgRealPath(p string) string {
-	rest := ""
-	for dir := p; ; {
-		if r, err := filepath.EvalSymlinks(dir); err == nil {
-			return filepath.Join(r, rest)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return p
-		}
-		rest = filepath.Join(filepath.Base(dir), rest)
-		dir = parent
-	}
-}
-
 // cfgMaxUnixPath is the longest unix socket path the OS accepts.
 func cfgMaxUnixPath() int {
 	switch runtime.GOOS {
@@ -722,3 +698,6 @@ func cfgMaxUnixPath() int {
 		return 103
 	}
 }
+
+// KeyFile is the name of the node's private key file inside its home.
+const KeyFile = "identity.key"

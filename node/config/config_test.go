@@ -1,4 +1,4 @@
-package node
+package config
 
 import (
 	"encoding/json"
@@ -192,9 +192,9 @@ func TestConfigValidateNamesFieldAndValueOfFirstProblem(t *testing.T) {
 			c := cfgTestValid(t)
 			tt.mutate(c)
 			err := c.Validate()
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("Validate() = %v, want *ConfigError", err)
+				t.Fatalf("Validate() = %v, want *Error", err)
 			}
 			if ce.File != c.File {
 				t.Errorf("File = %q, want %q", ce.File, c.File)
@@ -215,18 +215,18 @@ func TestConfigValidateNamesFieldAndValueOfFirstProblem(t *testing.T) {
 	}
 }
 
-func TestConfigErrorFormat(t *testing.T) {
-	e := &ConfigError{File: "/h/vigil.yaml", Field: "folders[0].backup_to[1]", Value: "nas2", Msg: `peer "nas2" is not listed in peers`}
+func TestErrorFormat(t *testing.T) {
+	e := &Error{File: "/h/vigil.yaml", Field: "folders[0].backup_to[1]", Value: "nas2", Msg: `peer "nas2" is not listed in peers`}
 	if got, want := e.Error(), `/h/vigil.yaml: folders[0].backup_to[1]: peer "nas2" is not listed in peers (value "nas2")`; got != want {
 		t.Errorf("Error() = %s\nwant       %s", got, want)
 	}
-	e = &ConfigError{File: "/h/vigil.yaml", Line: 7, Field: "node.lisen", Msg: "unknown field"}
+	e = &Error{File: "/h/vigil.yaml", Line: 7, Field: "node.lisen", Msg: "unknown field"}
 	if got, want := e.Error(), `/h/vigil.yaml:7: node.lisen: unknown field`; got != want {
 		t.Errorf("Error() = %s, want %s", got, want)
 	}
 	cause := errors.New("boom")
-	if !errors.Is(&ConfigError{Msg: "x", Err: cause}, cause) {
-		t.Error("ConfigError does not unwrap to its cause")
+	if !errors.Is(&Error{Msg: "x", Err: cause}, cause) {
+		t.Error("Error does not unwrap to its cause")
 	}
 }
 
@@ -308,9 +308,9 @@ func TestConfigPeerLookupsAndAddrInfosStripP2PSuffix(t *testing.T) {
 		t.Errorf("ListenAddrs() = %v, %v", addrs, err)
 	}
 	c.Node.Listen = append(c.Node.Listen, "nonsense")
-	var ce *ConfigError
+	var ce *Error
 	if _, err := c.ListenAddrs(); !errors.As(err, &ce) || ce.Field != "node.listen[2]" {
-		t.Errorf("ListenAddrs() on a bad address = %v, want ConfigError for node.listen[2]", err)
+		t.Errorf("ListenAddrs() on a bad address = %v, want Error for node.listen[2]", err)
 	}
 }
 
