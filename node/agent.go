@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/watch"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -48,7 +49,7 @@ type agent struct {
 	ignore  *baseline.Matcher
 	backups []peer.ID
 	j       *journal.Journal
-	w       *Watcher
+	w       *watch.Watcher
 	log     *slog.Logger
 	bucket  []string
 	ackBkt  []string
@@ -160,7 +161,7 @@ func newAgent(n *Node, fc *config.FolderConfig) (*agent, error) {
 		a.j.Close()
 		return nil, err
 	}
-	a.w, err = NewWatcher(a.root, WatchOptions{
+	a.w, err = watch.New(a.root, watch.Options{
 		Quiet: time.Duration(n.cfg.Node.QuietPeriod), MaxDelay: time.Duration(n.cfg.Node.MaxDelay),
 		Ignore: ign, Logger: n.log.With("folder", fc.ID),
 		MarkerDir: filepath.Join(n.cfg.DataPath(), "watch", fc.ID),

@@ -1,4 +1,4 @@
-package node
+package watch
 
 import (
 	"bytes"
@@ -34,11 +34,11 @@ type watchHarness struct {
 	batches []watchRecv
 }
 
-func watchStart(t *testing.T, root string, opts WatchOptions, prep func(*Watcher)) *watchHarness {
+func watchStart(t *testing.T, root string, opts Options, prep func(*Watcher)) *watchHarness {
 	t.Helper()
-	w, err := NewWatcher(root, opts)
+	w, err := New(root, opts)
 	if err != nil {
-		t.Fatalf("NewWatcher: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	if prep != nil {
 		prep(w)
@@ -190,7 +190,7 @@ func (watchTestIgnore) Match(rel string, isDir bool) bool {
 
 func TestWatcherEmitsCreatedModifiedAndDeletedFile(t *testing.T) {
 	root := t.TempDir()
-	h := watchStart(t, root, WatchOptions{}, nil)
+	h := watchStart(t, root, Options{}, nil)
 	f := filepath.Join(root, "f.txt")
 
 	watchWrite(t, f, "one")
@@ -217,7 +217,7 @@ func TestWatcherStartupEmitsNothing(t *testing.T) {
 	watchMkdir(t, filepath.Join(root, "d", "e"))
 	watchWrite(t, filepath.Join(root, "d", "e", "x"), "x")
 	watchWrite(t, filepath.Join(root, "y"), "y")
-	h := watchStart(t, root, WatchOptions{}, nil)
+	h := watchStart(t, root, Options{}, nil)
 	if got := h.flush(); len(got) != 0 {
 		t.Fatalf("start-up emitted %v, want nothing", got)
 	}
@@ -226,7 +226,7 @@ func TestWatcherStartupEmitsNothing(t *testing.T) {
 func TestWatcherRapidWritesWithinQuietEmitOnceAfterQuiet(t *testing.T) {
 	const quiet = 200 * time.Millisecond
 	root := t.TempDir()
-	h := watchStart(t, root, WatchOptions{Quiet: quiet, MaxDelay: time.Minute}, nil)
+	h := watchStart(t, root, Options{Quiet: quiet, MaxDelay: time.Minute}, nil)
 	f := filepath.Join(root, "f")
 	for i := range 10 {
 		watchWrite(t, f, strings.Repeat("x", i+1))
@@ -246,7 +246,7 @@ func TestWatcherRapidWritesWithinQuietEmitOnceAfterQuiet(t *testing.T) {
 func TestWatcherContinuouslyWrittenFileEmittedWithinMaxDelay(t *testing.T) {
 	const maxDelay = 100 * time.Millisecond
 	root := t.TempDir()
-	h := watchStart(t, root, WatchOptions{Quiet: 20 * time.Millisecond, MaxDelay: maxDelay}, nil)
+	h := watchStart(t, root, Options{Quiet: 20 * time.Millisecond, MaxDelay: maxDelay}, nil)
 	f := filepath.Join(root, "busy")
 	fh, err := os.Create(f)
 	if err != nil {
@@ -286,7 +286,7 @@ func TestWatcherContinuouslyWrittenFileEmittedWithinMaxDelay(t *testing.T) {
 
 func TestWatcherNewNestedDirectoryIsWatchedAndItsContentsEmitted(t *testing.T) {
 	root := t.TempDir()
-	h := watchStart(t, root, WatchOptions{}, nil)
+	h := watchStart(t, root, Options{}, nil)
 	watchMkdir(t, filepath.Join(root, "a", "b", "c"))
 	watchWrite(t, filepath.Join(root, "a", "b", "c", "f"), "f")
 	h.waitPaths("a", "a/b", "a/b/c", "a/b/c/f")
@@ -304,7 +304,7 @@ func TestWatcherDirectoryMovedInHasItsExistingContentsEmitted(t *testing.T) {
 	watchMkdir(t, filepath.Join(outside, "m", "n"))
 	watchWrite(t, filepath.Join(outside, "m", "n", "old"), "o")
 	root := t.TempDir()
-	h := watchStart(t, root, WatchOptions{}, nil)
+	h := watchStart(t, root, Options{}, nil)
 
 	// No event is ever generated for m/n/old inside root: only the walk of
 	// the new directory finds it.
@@ -320,7 +320,7 @@ func TestWatcherRenamedDirectoryEmitsOldAndNewPathsAndIsWatchedUnderNewName(t *t
 	root := t.TempDir()
 	watchMkdir(t, filepath.Join(root, "d", "sub"))
 	watchWrite(t, filepath.Join(root, "d", "sub", "x"), "x")
-	h := watchStart(t, root, WatchOptions{}, nil)
+	h := watchStart(t, root, Options{}, nil)
 
 	if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
 		t.Fatal(err)
@@ -345,7 +345,7 @@ func TestWatcherDirectoryMovedIntoNewDirectoryStaysWatched(t *testing.T) {
 	root := t.TempDir()
 	watchMkdir(t, filepath.Join(root, "a", "x"))
 	watchWrite(t, filepath.Join(root, "a", "x", "f"), "f")
-	h := watchStart(t, root, WatchOptions{}, func(w *Watcher) {
+	h := watchStart(t, root, Options{}, func(w *Watcher) {
 		orig := w.addWatch
 		w.addWatch = func(p string) error {
 			err := orig(p)
@@ -370,7 +370,7 @@ func TestWatcherDeletedDirectoryIsEmittedAndRecreatedOneWatched(t *testing.T) {
 	root := t.TempDir()
 	watchMkdir(t, filepath.Join(root, "d", "sub"))
 	watchWrite(t, filepath.Join(root, "d", "sub", "x"), "x")
-	h := watchStart(t, root, WatchOptions{}, nil)
+	h := watchStart(t, root, Options{}, nil)
 
 	if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
 		t.Fatal(err)
@@ -384,7 +384,7 @@ func TestWatcherDeletedDirectoryIsEmittedAndRecreatedOneWatched(t *testing.T) {
 
 func TestWatcherIgnoreFilterSuppressesPaths(t *testing.T) {
 	root := t.TempDir()
-	h := watchStart(t, root, WatchOptions{Ignore: watchTestIgnore{}}, nil)
+	h := watchStart(t, root, Options{Ignore: watchTestIgnore{}}, nil)
 	watchWrite(t, filepath.Join(root, "a.tmp"), "t")
 	watchMkdir(t, filepath.Join(root, "skip"))
 	watchWrite(t, filepath.Join(root, "skip", "inner.txt"), "i")
@@ -412,7 +412,7 @@ func TestWatcherPollsDirectoriesBeyondWatchLimit(t *testing.T) {
 	root := t.TempDir()
 	watchMkdir(t, filepath.Join(root, "sub"))
 	var logs watchLogBuf
-	opts := WatchOptions{PollInterval: 20 * time.Millisecond, Logger: logs.logger()}
+	opts := Options{PollInterval: 20 * time.Millisecond, Logger: logs.logger()}
 	h := watchStart(t, root, opts, func(w *Watcher) {
 		added, orig := 0, w.addWatch
 		w.addWatch = func(p string) error {
@@ -457,7 +457,7 @@ func TestWatcherPollsDirectoriesBeyondWatchLimit(t *testing.T) {
 func TestWatcherInstanceLimitPollsWholeFolder(t *testing.T) {
 	root := t.TempDir()
 	var logs watchLogBuf
-	opts := WatchOptions{PollInterval: 20 * time.Millisecond, Logger: logs.logger()}
+	opts := Options{PollInterval: 20 * time.Millisecond, Logger: logs.logger()}
 	h := watchStart(t, root, opts, func(w *Watcher) {
 		w.newFS = func() (*fsnotify.Watcher, error) { return nil, syscall.EMFILE }
 	})
@@ -475,7 +475,7 @@ func TestWatcherQueueOverflowEmitsRescanBatch(t *testing.T) {
 	root := t.TempDir()
 	var logs watchLogBuf
 	fswc := make(chan *fsnotify.Watcher, 1)
-	h := watchStart(t, root, WatchOptions{Logger: logs.logger()}, func(w *Watcher) {
+	h := watchStart(t, root, Options{Logger: logs.logger()}, func(w *Watcher) {
 		w.newFS = func() (*fsnotify.Watcher, error) {
 			fw, err := fsnotify.NewWatcher()
 			fswc <- fw
@@ -509,7 +509,7 @@ func TestWatcherQueueOverflowEmitsRescanBatch(t *testing.T) {
 func TestWatcherFlushDeliversPendingPathsBeforeReturning(t *testing.T) {
 	root := t.TempDir()
 	// Without Flush nothing would settle during the test.
-	h := watchStart(t, root, WatchOptions{Quiet: time.Hour, MaxDelay: time.Hour}, nil)
+	h := watchStart(t, root, Options{Quiet: time.Hour, MaxDelay: time.Hour}, nil)
 	watchWrite(t, filepath.Join(root, "f1"), "1")
 	watchWrite(t, filepath.Join(root, "f2"), "2")
 	watchMkdir(t, filepath.Join(root, "d"))
@@ -526,8 +526,8 @@ func TestWatcherFlushDeliversPendingPathsBeforeReturning(t *testing.T) {
 	}
 }
 
-func TestWatcherFlushAfterStopReturnsErrWatcherStopped(t *testing.T) {
-	w, err := NewWatcher(t.TempDir(), WatchOptions{})
+func TestWatcherFlushAfterStopReturnsErrStopped(t *testing.T) {
+	w, err := New(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,26 +539,26 @@ func TestWatcherFlushAfterStopReturnsErrWatcherStopped(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if err := w.Flush(context.Background()); !errors.Is(err, ErrWatcherStopped) {
-		t.Fatalf("Flush after stop = %v, want ErrWatcherStopped", err)
+	if err := w.Flush(context.Background()); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Flush after stop = %v, want ErrStopped", err)
 	}
 	if _, ok := <-w.Batches(); ok {
 		t.Fatal("Batches not closed after Run returned")
 	}
-	if err := w.Run(context.Background()); !errors.Is(err, ErrWatcherRunning) {
-		t.Fatalf("second Run = %v, want ErrWatcherRunning", err)
+	if err := w.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
 	}
 }
 
-func TestNewWatcherRejectsMissingOrNonDirectoryRoot(t *testing.T) {
+func TestNewRejectsMissingOrNonDirectoryRoot(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	watchWrite(t, file, "x")
 	for _, root := range []string{filepath.Join(dir, "missing"), file} {
-		_, err := NewWatcher(root, WatchOptions{})
-		var we *WatchError
+		_, err := New(root, Options{})
+		var we *Error
 		if !errors.As(err, &we) || we.Path != root {
-			t.Fatalf("NewWatcher(%q) = %v, want a WatchError naming the root", root, err)
+			t.Fatalf("New(%q) = %v, want a Error naming the root", root, err)
 		}
 	}
 }

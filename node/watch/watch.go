@@ -1,37 +1,4 @@
-package node
-
-// The folder watcher: one per protected folder. It watches the folder
-// recursively with fsnotify (one inotify watch per directory), aggregates
-// events per path inside its own goroutine and hands settled batches of
-// relative paths to the agent, which stats each path and diffs it against
-// its index. The watcher never reads or hashes file contents.
-//
-// Settling. Every event marks its path pending with the time of its first
-// and of its latest event. A pending path is emitted once no event touched
-// it for WatchOptions.Quiet, or at the latest WatchOptions.MaxDelay after
-// its first pending event (a file that is written continuously is still
-// captured). One timer is armed for the earliest deadline of all pending
-// paths. Batches that the consumer has not yet received are merged with
-// newly settled paths, so a slow consumer never stalls the event loop.
-//
-// Directories. A directory that appears (created or moved in) is watched at
-// once and then walked: every entry found in it is emitted, because files
-// may have been created in it before its watch existed. A directory that is
-// removed or moved away loses its watches (and those of its subdirectories)
-// and its path is emitted; the agent handles the subtree. Ignored paths
-// (WatchOptions.Ignore) are neither watched nor emitted.
-//
-// Watch limit. When inotify refuses a watch because the per-user watch
-// limit is reached (ENOSPC), or no inotify instance can be created at all
-// (EMFILE, instance limit), the watcher logs one warning naming the sysctl
-// that fixes it and puts the directories it cannot watch on a polling
-// fallback: every PollInterval it compares name, size, mtime and mode of
-// their direct children with the previous scan and emits what differs.
-// Directories stay on polling until the watcher restarts.
-//
-// Overflow. When the kernel event queue overflows, events were lost: the
-// watcher logs a warning, re-synchronises its watches with the tree and
-// emits Batch{Rescan: true}.
+package watch
 
 import (
 	"context"
@@ -53,9 +20,9 @@ import (
 
 // Watcher defaults.
 const (
-	DefaultWatchQuiet        = 10 * time.Millisecond
-	DefaultWatchMaxDelay     = time.Second
-	DefaultWatchPollInterval = 2 * time.Second
+	DefaultQuiet        = 10 * time.Millisecond
+	DefaultMaxDelay     = time.Second
+	DefaultPollInterval = 2 * time.Second
 )
 
 const (
@@ -72,28 +39,28 @@ const (
 )
 
 var (
-	// ErrWatcherRunning is returned by Run when the watcher already runs
+	// ErrRunning is returned by Run when the watcher already runs
 	// (or ran: a Watcher runs once).
-	ErrWatcherRunning = errors.New("node: watcher already started")
-	// ErrWatcherStopped is returned by Flush once Run has returned.
-	ErrWatcherStopped = errors.New("node: watcher stopped")
+	ErrRunning = errors.New("watch: watcher already started")
+	// ErrStopped is returned by Flush once Run has returned.
+	ErrStopped = errors.New("watch: watcher stopped")
 	// errWatchNoInotify stands for a watch that cannot be added because
 	// the watcher has no inotify instance (instance limit reached).
-	errWatchNoInotify = errors.New("node: no inotify instance")
+	errWatchNoInotify = errors.New("watch: no inotify instance")
 )
 
-// WatchError reports a watcher operation that failed on a path.
-type WatchError struct {
+// Error reports a watcher operation that failed on a path.
+type Error struct {
 	Op   string // "open", "watch"
 	Path string // absolute path
 	Err  error
 }
 
-func (e *WatchError) Error() string {
-	return fmt.Sprintf("node: watcher %s %s: %v", e.Op, e.Path, e.Err)
+func (e *Error) Error() string {
+	return fmt.Sprintf("watch: watcher %s %s: %v", e.Op, e.Path, e.Err)
 }
 
-func (e *WatchError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // pathFilter tells which paths of a folder are ignored; rel is relative to
 // the folder root and slash-separated. baseline.Matcher satisfies it.
@@ -101,8 +68,8 @@ type pathFilter interface {
 	Match(rel string, isDir bool) bool
 }
 
-// WatchOptions configures a Watcher. Zero values select the defaults.
-type WatchOptions struct {
+// Options configures a Watcher. Zero values select the defaults.
+type Options struct {
 	// Quiet: a path is settled once no event touched it for this long;
 	// default 10ms.
 	Quiet time.Duration
@@ -194,31 +161,31 @@ type watchPending struct {
 	first, last time.Time
 }
 
-// NewWatcher returns a Watcher for the directory root. Nothing is watched
+// New returns a Watcher for the directory root. Nothing is watched
 // until Run.
-func NewWatcher(root string, opts WatchOptions) (*Watcher, error) {
+func New(root string, opts Options) (*Watcher, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return nil, &WatchError{Op: "open", Path: root, Err: err}
+		return nil, &Error{Op: "open", Path: root, Err: err}
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return nil, &WatchError{Op: "open", Path: abs, Err: err}
+		return nil, &Error{Op: "open", Path: abs, Err: err}
 	}
 	if !fi.IsDir() {
-		return nil, &WatchError{Op: "open", Path: abs, Err: syscall.ENOTDIR}
+		return nil, &Error{Op: "open", Path: abs, Err: syscall.ENOTDIR}
 	}
 	if opts.Quiet < 0 || opts.MaxDelay < 0 || opts.PollInterval < 0 {
-		return nil, fmt.Errorf("node: watcher %s: negative duration in options", abs)
+		return nil, fmt.Errorf("watch: watcher %s: negative duration in options", abs)
 	}
 	if opts.Quiet == 0 {
-		opts.Quiet = DefaultWatchQuiet
+		opts.Quiet = DefaultQuiet
 	}
 	if opts.MaxDelay == 0 {
-		opts.MaxDelay = DefaultWatchMaxDelay
+		opts.MaxDelay = DefaultMaxDelay
 	}
 	if opts.PollInterval == 0 {
-		opts.PollInterval = DefaultWatchPollInterval
+		opts.PollInterval = DefaultPollInterval
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -267,7 +234,7 @@ func (w *Watcher) Unwatched() int { return int(w.nPolled.Load()) }
 // scans the directories on the polling fallback (there, a change that keeps
 // size, mtime and mode of every entry is not seen). Flush waits for Run to
 // have set up its watches, so it needs a running watcher and a consumer of
-// Batches; it returns ErrWatcherStopped once Run has returned.
+// Batches; it returns ErrStopped once Run has returned.
 func (w *Watcher) Flush(ctx context.Context) error {
 	reply := make(chan struct{})
 	select {
@@ -275,7 +242,7 @@ func (w *Watcher) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-w.done:
-		return ErrWatcherStopped
+		return ErrStopped
 	}
 	select {
 	case <-reply:
@@ -283,7 +250,7 @@ func (w *Watcher) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-w.done:
-		return ErrWatcherStopped
+		return ErrStopped
 	}
 }
 
@@ -293,7 +260,7 @@ func (w *Watcher) Flush(ctx context.Context) error {
 // the Batches channel before returning. A Watcher runs once.
 func (w *Watcher) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
-		return ErrWatcherRunning
+		return ErrRunning
 	}
 	readyOnce := false
 	defer func() {
@@ -312,7 +279,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	case watchIsInstanceLimit(err):
 		w.instLimit = true
 	default:
-		return &WatchError{Op: "open", Path: w.root, Err: err}
+		return &Error{Op: "open", Path: w.root, Err: err}
 	}
 
 	w.dirs = make(map[string]*watchDir)
@@ -324,7 +291,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer w.timer.Stop()
 
 	if err := w.track("."); err != nil {
-		return &WatchError{Op: "watch", Path: w.root, Err: err}
+		return &Error{Op: "watch", Path: w.root, Err: err}
 	}
 	w.addTree(".", false, time.Now())
 	w.warnLimit()
