@@ -48,7 +48,7 @@ func benchBaseline(b *testing.B, file func(*rand.Rand, int) (string, int), files
 		lap.start()
 		waitFor(b, time.Minute, "source ready", func() bool {
 			select {
-			case <-lap.n.agents[0].readyCh:
+			case <-lap.n.agents[0].Ready():
 				return true
 			default:
 				return false

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/transport"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
@@ -31,6 +32,7 @@ import (
 // testNode is one node of an in-process cluster.
 type testNode struct {
 	t      testing.TB
+	c      *cluster
 	name   string
 	home   string
 	id     peer.ID
@@ -42,8 +44,6 @@ type testNode struct {
 	opts   []Option
 }
 
-var currentNodes map[string]*testNode
-
 var testLogLevel = func() slog.Level {
 	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
 		return slog.LevelDebug
@@ -51,10 +51,14 @@ var testLogLevel = func() slog.Level {
 	return slog.LevelInfo
 }()
 
-// cluster builds nodes that know each other as peers, on loopback.
+// cluster builds nodes that know each other as peers: on an in-memory
+// network (transport.Hub) unless libp2p is set before they start, then on
+// loopback TCP.
 type cluster struct {
-	t     testing.TB
-	nodes map[string]*testNode
+	t      testing.TB
+	nodes  map[string]*testNode
+	hub    *transport.Hub
+	libp2p bool
 }
 
 func freePort(t testing.TB) int {
@@ -80,15 +84,14 @@ func shortTempDir(t testing.TB) string {
 
 func newCluster(t testing.TB, names ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, nodes: make(map[string]*testNode)}
-	currentNodes = c.nodes
+	c := &cluster{t: t, nodes: make(map[string]*testNode), hub: transport.NewHub()}
 	for _, name := range names {
 		home := shortTempDir(t)
 		id, err := mesh.GenerateKey(filepath.Join(home, config.KeyFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.nodes[name] = &testNode{t: t, name: name, home: home, id: id, port: freePort(t)}
+		c.nodes[name] = &testNode{t: t, c: c, name: name, home: home, id: id, port: freePort(t)}
 	}
 	for _, tn := range c.nodes {
 		tn.cfg = &config.Config{Home: tn.home, File: filepath.Join(tn.home, "vigil.yaml")}
@@ -128,7 +131,19 @@ func (tn *testNode) start() {
 		tn.t.Fatalf("config of %s: %v", tn.name, err)
 	}
 	logger := slog.New(slog.NewTextHandler(testLogWriter{tn.t, tn.name}, &slog.HandlerOptions{Level: testLogLevel}))
-	n, err := New(tn.cfg, append([]Option{WithLogger(logger)}, tn.opts...)...)
+	opts := []Option{WithLogger(logger)}
+	if !tn.c.libp2p {
+		peers := make(map[peer.ID]string)
+		for _, p := range tn.cfg.Peers {
+			id, err := p.PeerID()
+			if err != nil {
+				tn.t.Fatal(err)
+			}
+			peers[id] = p.Name
+		}
+		opts = append(opts, WithNetwork(func(id peer.ID) (transport.Network, error) { return tn.c.hub.Join(id, peers), nil }))
+	}
+	n, err := New(tn.cfg, append(opts, tn.opts...)...)
 	if err != nil {
 		tn.t.Fatalf("start %s: %v", tn.name, err)
 	}
@@ -203,22 +218,6 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 func requireSame(t testing.TB, src, dst string) {
 	t.Helper()
 	if d := treeDiff(src, dst); len(d) > 0 {
-		for _, tn := range currentNodes {
-			if tn.n == nil {
-				continue
-			}
-			for _, a := range tn.n.agents {
-				a.mu.RLock()
-				for _, x := range d {
-					for _, w := range strings.Fields(x) {
-						if e := a.files.get(w); e != nil {
-							t.Logf("source index has %s: %+v", w, *e)
-						}
-					}
-				}
-				a.mu.RUnlock()
-			}
-		}
 		if len(d) > 20 {
 			d = d[:20]
 		}
@@ -283,15 +282,15 @@ func TestClusterRandomWorkloadConvergesDespiteDroppedPubsubMessages(t *testing.T
 	var dropped atomic.Int64
 	rng := rand.New(rand.NewPCG(7, 7))
 	var mu sync.Mutex
-	nas.opts = append(nas.opts, WithDropInbound(func(string) bool {
+	c.hub.SetDrop(func(from, to peer.ID, topic string) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		if rng.IntN(3) == 0 {
+		if to == nas.id && rng.IntN(3) == 0 {
 			dropped.Add(1)
 			return true
 		}
 		return false
-	}))
+	})
 	writeFile(t, filepath.Join(src, "seed.txt"), []byte("seed"), 0o644)
 	lap.start()
 	nas.start()
@@ -352,9 +351,8 @@ func TestClusterChangesDuringBaselineAreAppliedAfterIt(t *testing.T) {
 	}
 	lap.start()
 	waitFor(t, 10*time.Second, "laptop ready", func() bool {
-		a := lap.n.agents[0]
 		select {
-		case <-a.readyCh:
+		case <-lap.n.agents[0].Ready():
 			return true
 		default:
 			return false
@@ -401,8 +399,7 @@ func TestClusterBackupBeyondJournalCapRebaselines(t *testing.T) {
 	}
 	lap.n.Sync(context.Background())
 	waitFor(t, 20*time.Second, "journal compacted past the backup", func() bool {
-		a := lap.n.agents[0]
-		return a.j.First() > 2
+		return lap.n.Status().Folders[0].JournalFirst > 2
 	})
 	nas.start()
 	lap.waitSynced(60 * time.Second)
@@ -463,7 +460,7 @@ func TestClusterBurstOfNewFilesIsWrittenInParallelAndMatches(t *testing.T) {
 	}
 	lap.waitSynced(30 * time.Second)
 	requireSame(t, src, nas.replicaDir(lap, "docs"))
-	if got := nas.n.replicas[0].createdInRuns.Load(); got == 0 {
+	if got := nas.n.replicas[0].ParallelCreates(); got == 0 {
 		t.Fatal("no new file was written through the parallel create path")
 	}
 }
@@ -473,11 +470,10 @@ func TestClusterBurstOfNewFilesIsWrittenInParallelAndMatches(t *testing.T) {
 // still being renamed into place or already done, for small files (kept
 // in memory) and big ones (read back from the staged or renamed file).
 func TestClusterBaselineSharesChunksAcrossCommitGroups(t *testing.T) {
-	defer func(f int, b int64) { stageFiles, stageBytes = f, b }(stageFiles, stageBytes)
-	stageFiles, stageBytes = 3, 1<<20
 	src := t.TempDir()
 	c := newCluster(t, "laptop", "nas")
 	c.protect("laptop", "docs", src, "nas")
+	c.nodes["nas"].opts = append(c.nodes["nas"].opts, func(o *options) { o.stageFiles, o.stageBytes = 3, 1<<20 })
 	rng := rand.New(rand.NewPCG(7, 7))
 	blob := func(n int) []byte {
 		b := make([]byte, n)

@@ -3,42 +3,10 @@ package node
 import (
 	"context"
 	"time"
+
+	"github.com/vigil-mesh/vigil/node/control"
+	"github.com/vigil-mesh/vigil/node/replica"
 )
-
-// Pair states, as reported by lag.
-const (
-	StateBaseline   = "baseline"
-	StateCatchingUp = "catching-up"
-	StateLive       = "live"
-	StateOffline    = "offline"
-)
-
-// LagReport is the answer to `vigil lag --json` (see the contract).
-type LagReport struct {
-	Node   string    `json:"node"`
-	Time   time.Time `json:"time"`
-	Pairs  []LagPair `json:"pairs"`
-	Synced *bool     `json:"synced,omitempty"` // set by a wait-synced request
-}
-
-// LagPair is the replication lag of one (source, folder, backup) pair.
-type LagPair struct {
-	Source             string     `json:"source"`
-	SourceName         string     `json:"source_name"`
-	Folder             string     `json:"folder"`
-	Target             string     `json:"target"`
-	TargetName         string     `json:"target_name"`
-	State              string     `json:"state"`
-	HeadSeq            uint64     `json:"head_seq"`
-	AppliedSeq         uint64     `json:"applied_seq"`
-	LagSeq             uint64     `json:"lag_seq"`
-	LagBytes           int64      `json:"lag_bytes"`
-	LagSeconds         float64    `json:"lag_seconds"`
-	BaselineDoneBytes  int64      `json:"baseline_done_bytes"`
-	BaselineTotalBytes int64      `json:"baseline_total_bytes"`
-	LastApplied        *time.Time `json:"last_applied"`
-	OfflineSince       *time.Time `json:"offline_since,omitempty"` // last time the backup was heard from
-}
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -51,16 +19,15 @@ func timePtr(t time.Time) *time.Time {
 // Lag reports every pair this node knows: one per designated backup of
 // each folder it protects (from the backups' durable acknowledgements) and
 // one per replica it holds.
-func (n *Node) Lag() LagReport {
+func (n *Node) Lag() control.LagReport {
 	now := time.Now()
-	rep := LagReport{Node: n.id.String(), Time: now.UTC(), Pairs: []LagPair{}}
+	rep := control.LagReport{Node: n.id.String(), Time: now.UTC(), Pairs: []control.LagPair{}}
 	for _, a := range n.agents {
-		head := a.j.Last()
-		a.mu.RLock()
-		total := a.files.bytes
-		for _, b := range a.backups {
-			st := *a.acks[b]
-			p := LagPair{Source: n.id.String(), SourceName: n.cfg.Node.Name, Folder: a.id,
+		fs := a.Status()
+		head, total := fs.JournalLast, fs.Bytes
+		for _, st := range fs.Backups {
+			b := st.Peer
+			p := control.LagPair{Source: n.id.String(), SourceName: n.cfg.Node.Name, Folder: a.ID(),
 				Target: b.String(), TargetName: n.peerName(b), HeadSeq: head}
 			synced := !st.AckedAt.IsZero() && !st.Baseline && !st.Reset
 			if synced {
@@ -76,8 +43,7 @@ func (n *Node) Lag() LagReport {
 				}
 			}
 			p.LagSeq = head - p.AppliedSeq
-			cnt, bytes, oldest := a.j.Pending(p.AppliedSeq)
-			_ = cnt
+			_, bytes, oldest := a.Pending(p.AppliedSeq)
 			p.LagBytes = bytes
 			if !synced {
 				p.LagBytes += max(p.BaselineTotalBytes-p.BaselineDoneBytes, 0)
@@ -92,53 +58,21 @@ func (n *Node) Lag() LagReport {
 			}
 			p.LastApplied = timePtr(st.AppliedAt)
 			switch {
-			case !n.mesh.Connected(b):
-				p.State = StateOffline
+			case !n.net.Connected(b):
+				p.State = control.StateOffline
 				p.OfflineSince = timePtr(st.AckedAt)
 			case !synced:
-				p.State = StateBaseline
+				p.State = control.StateBaseline
 			case p.LagSeq > 0:
-				p.State = StateCatchingUp
+				p.State = control.StateCatchingUp
 			default:
-				p.State = StateLive
+				p.State = control.StateLive
 			}
 			rep.Pairs = append(rep.Pairs, p)
 		}
-		a.mu.RUnlock()
 	}
 	for _, r := range n.replicas {
-		st := r.status()
-		p := LagPair{Source: r.source.String(), SourceName: r.sourceName, Folder: r.folder,
-			Target: n.id.String(), TargetName: n.cfg.Node.Name,
-			HeadSeq: max(st.Head, st.Applied), AppliedSeq: st.Applied,
-			BaselineDoneBytes: st.DoneBytes, BaselineTotalBytes: st.TotalBytes,
-			LastApplied: timePtr(st.AppliedAt)}
-		if st.BaselineOK && st.TotalBytes == 0 {
-			p.BaselineDoneBytes, p.BaselineTotalBytes = st.Bytes, st.Bytes
-		}
-		p.LagSeq = p.HeadSeq - p.AppliedSeq
-		if !st.BaselineOK {
-			p.LagBytes = max(st.TotalBytes-st.DoneBytes, 0)
-		}
-		if p.LagSeq > 0 {
-			switch {
-			case !st.OldestTime.IsZero():
-				p.LagSeconds = now.Sub(st.OldestTime).Seconds()
-			case !st.BehindSince.IsZero():
-				p.LagSeconds = now.Sub(st.BehindSince).Seconds()
-			}
-		}
-		switch {
-		case !n.mesh.Connected(r.source):
-			p.State = StateOffline
-		case !st.BaselineOK:
-			p.State = StateBaseline
-		case p.LagSeq > 0:
-			p.State = StateCatchingUp
-		default:
-			p.State = StateLive
-		}
-		rep.Pairs = append(rep.Pairs, p)
+		rep.Pairs = append(rep.Pairs, n.replicaPair(r, now))
 	}
 	return rep
 }
@@ -148,12 +82,12 @@ func (n *Node) Lag() LagReport {
 // has received.
 func (n *Node) Sync(ctx context.Context) error {
 	for _, a := range n.agents {
-		if _, err := a.sync(ctx); err != nil {
+		if _, err := a.Sync(ctx); err != nil {
 			return err
 		}
 	}
 	for _, r := range n.replicas {
-		if err := r.sync(ctx); err != nil {
+		if err := r.Sync(ctx); err != nil {
 			return err
 		}
 	}
@@ -162,7 +96,7 @@ func (n *Node) Sync(ctx context.Context) error {
 
 // WaitSynced syncs, then waits until every pair is live with nothing to
 // apply, or ctx ends. It returns the last report and whether it synced.
-func (n *Node) WaitSynced(ctx context.Context) (LagReport, bool) {
+func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 	if err := n.Sync(ctx); err != nil {
 		return n.Lag(), false
 	}
@@ -181,11 +115,47 @@ func (n *Node) WaitSynced(ctx context.Context) (LagReport, bool) {
 	}
 }
 
-func allSynced(rep LagReport) bool {
+func allSynced(rep control.LagReport) bool {
 	for _, p := range rep.Pairs {
-		if p.State != StateLive || p.LagSeq != 0 {
+		if p.State != control.StateLive || p.LagSeq != 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// replicaPair is the lag of a replica this node holds.
+func (n *Node) replicaPair(r *replica.Replica, now time.Time) control.LagPair {
+	st := r.Status()
+	p := control.LagPair{Source: r.Source().String(), SourceName: r.SourceName(), Folder: r.Folder(),
+		Target: n.id.String(), TargetName: n.cfg.Node.Name,
+		HeadSeq: max(st.Head, st.Applied), AppliedSeq: st.Applied,
+		BaselineDoneBytes: st.DoneBytes, BaselineTotalBytes: st.TotalBytes,
+		LastApplied: timePtr(st.AppliedAt)}
+	if st.BaselineOK && st.TotalBytes == 0 {
+		p.BaselineDoneBytes, p.BaselineTotalBytes = st.Bytes, st.Bytes
+	}
+	p.LagSeq = p.HeadSeq - p.AppliedSeq
+	if !st.BaselineOK {
+		p.LagBytes = max(st.TotalBytes-st.DoneBytes, 0)
+	}
+	if p.LagSeq > 0 {
+		switch {
+		case !st.OldestTime.IsZero():
+			p.LagSeconds = now.Sub(st.OldestTime).Seconds()
+		case !st.BehindSince.IsZero():
+			p.LagSeconds = now.Sub(st.BehindSince).Seconds()
+		}
+	}
+	switch {
+	case !n.net.Connected(r.Source()):
+		p.State = control.StateOffline
+	case !st.BaselineOK:
+		p.State = control.StateBaseline
+	case p.LagSeq > 0:
+		p.State = control.StateCatchingUp
+	default:
+		p.State = control.StateLive
+	}
+	return p
 }

@@ -1,57 +1,17 @@
 package node
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
 
-// metrics are the node's Prometheus series (namespace vigil, subsystem
-// node). Per-pair lag series are produced at scrape time by lagCollector.
-type metrics struct {
-	changes        *prometheus.CounterVec
-	captureErrors  *prometheus.CounterVec
-	captureLatency *prometheus.HistogramVec
-	chunksSent     prometheus.Counter
-	bytesSent      prometheus.Counter
-	chunksFetched  prometheus.Counter
-	bytesFetched   prometheus.Counter
-	recordsApplied prometheus.Counter
-	applyLatency   prometheus.Histogram
-	baselineDone   *prometheus.GaugeVec
-	baselineTotal  *prometheus.GaugeVec
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns, sub = "vigil", "node"
-	m := &metrics{
-		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "changes_captured_total", Help: "Changes captured into the journal, by folder and operation."}, []string{"folder", "op"}),
-		captureErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "capture_errors_total", Help: "Captures that could not be journaled (retried by a rescan)."}, []string{"folder"}),
-		captureLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name: "capture_seconds", Help: "Time from a settled batch of paths to its records being durable and published.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"folder"}),
-		chunksSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "chunks_sent_total", Help: "Chunks served to backups over streams."}),
-		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "chunk_bytes_sent_total", Help: "Chunk bytes served to backups over streams."}),
-		chunksFetched: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "chunks_fetched_total", Help: "Chunks fetched from sources over streams (verified)."}),
-		bytesFetched: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "chunk_bytes_fetched_total", Help: "Chunk bytes fetched from sources over streams."}),
-		recordsApplied: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "records_applied_total", Help: "Journal records applied to replicas."}),
-		applyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name: "apply_seconds", Help: "Time to apply and commit one batch of records to a replica.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		baselineDone: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "baseline_done_bytes", Help: "Bytes of the current baseline already in the replica."}, []string{"source", "folder"}),
-		baselineTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "baseline_total_bytes", Help: "Bytes of the current baseline's snapshot."}, []string{"source", "folder"}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.changes, m.captureErrors, m.captureLatency, m.chunksSent, m.bytesSent,
-			m.chunksFetched, m.bytesFetched, m.recordsApplied, m.applyLatency, m.baselineDone, m.baselineTotal)
-	}
-	return m
-}
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+)
 
 // lagCollector exports the lag of every pair at scrape time.
 type lagCollector struct {
@@ -91,4 +51,41 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(p.AppliedSeq), l...)
 		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, 1, append(l, p.State)...)
 	}
+}
+
+// startMetrics serves Prometheus metrics on the `metrics:` address, if set.
+func (n *Node) startMetrics(ctx context.Context, g *errgroup.Group) error {
+	if n.opts.registerer != nil {
+		// registered once per node
+		if err := n.opts.registerer.Register(newLagCollector(n)); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	addr := n.cfg.Node.Metrics
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node: metrics endpoint %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.opts.gatherer, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("node: metrics endpoint %s: %w", addr, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return nil
 }

@@ -10,14 +10,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-mesh/vigil/node/config"
-
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/journal"
 	"github.com/vigil-mesh/vigil/mesh"
+	"github.com/vigil-mesh/vigil/node/agent"
+	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/control"
+	"github.com/vigil-mesh/vigil/node/replica"
+	"github.com/vigil-mesh/vigil/node/restore"
+	"github.com/vigil-mesh/vigil/node/transport"
+	"github.com/vigil-mesh/vigil/node/watch"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -30,6 +38,10 @@ type options struct {
 	gatherer    prometheus.Gatherer
 	dropInbound func(topic string) bool
 	onBaseline  func(BaselineEvent)
+	network     func(id peer.ID) (transport.Network, error)
+	journal     func(folder string, j journal.Log) journal.Log
+	stageFiles  int   // tests: baseline commit groups
+	stageBytes  int64 // tests
 }
 
 // WithLogger sets the node's logger.
@@ -42,22 +54,26 @@ func WithRegistry(r *prometheus.Registry) Option {
 }
 
 // WithDropInbound installs a test hook that drops inbound pubsub messages
-// for which drop returns true, to exercise gap repair.
+// for which drop returns true, to exercise gap repair (libp2p mesh only).
 func WithDropInbound(drop func(topic string) bool) Option {
 	return func(o *options) { o.dropInbound = drop }
 }
 
-// BaselineEvent reports progress of a replica's baseline on a target.
-type BaselineEvent struct {
-	Source     peer.ID
-	Folder     string
-	DoneBytes  int64
-	TotalBytes int64
-	DoneFiles  int
-	TotalFiles int
-	Fetched    int64 // chunks fetched over the network so far
-	Finished   bool
+// WithNetwork makes the node use the network join returns (given the
+// node's peer ID) instead of a libp2p mesh: tests run many nodes in one
+// process on a transport.Hub.
+func WithNetwork(join func(id peer.ID) (transport.Network, error)) Option {
+	return func(o *options) { o.network = join }
 }
+
+// WithJournal lets a test wrap each folder's journal (e.g. in a
+// journal.Faulty that fails on command).
+func WithJournal(wrap func(folder string, j journal.Log) journal.Log) Option {
+	return func(o *options) { o.journal = wrap }
+}
+
+// BaselineEvent reports progress of a replica's baseline on a target.
+type BaselineEvent = replica.BaselineEvent
 
 // WithBaselineProgress calls fn as baselines progress on this node as a
 // target (from the replica's goroutine: fn must not block).
@@ -66,20 +82,23 @@ func WithBaselineProgress(fn func(BaselineEvent)) Option {
 }
 
 // Node is one vigil node: agents for the folders it protects, replicas for
-// the folders it keeps for others, the mesh, and the control endpoint.
+// the folders it keeps for others, the network, and the control endpoint.
 type Node struct {
 	cfg  *config.Config
 	opts options
 	log  *slog.Logger
 	id   peer.ID
-	mesh *mesh.Mesh
+	net  transport.Network
 	db   *store.DB
-	m    *metrics
+	srv  *agent.Server
 
-	agents   []*agent
-	replicas []*replica
+	agents   []*agent.Agent
+	replicas []*replica.Replica
 
 	started time.Time
+
+	verifyMu   sync.Mutex // guards lastVerify
+	lastVerify map[*replica.Replica]*restore.VerifyReport
 
 	closeOnce sync.Once
 	runMu     sync.Mutex // guards cancel
@@ -87,8 +106,8 @@ type Node struct {
 	done      chan struct{}
 }
 
-// New opens the node's data directory and key and builds its mesh, agents
-// and replicas. Nothing runs until Run.
+// New opens the node's data directory and key and builds its network,
+// agents and replicas. Nothing runs until Run.
 func New(cfg *config.Config, opts ...Option) (*Node, error) {
 	o := options{logger: slog.Default()}
 	for _, opt := range opts {
@@ -98,8 +117,8 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		r := prometheus.NewRegistry()
 		o.registerer, o.gatherer = r, r
 	}
-	n := &Node{cfg: cfg, opts: o, log: o.logger, done: make(chan struct{}), started: time.Now()}
-	n.m = newMetrics(o.registerer)
+	n := &Node{cfg: cfg, opts: o, log: o.logger, done: make(chan struct{}), started: time.Now(),
+		lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
 
 	key, id, err := mesh.LoadKey(cfg.IdentityPath())
 	if err != nil {
@@ -117,10 +136,51 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			n.db.Close()
+			n.closeParts()
 		}
 	}()
+	if o.network != nil {
+		n.net, err = o.network(id)
+	} else {
+		n.net, err = newMesh(cfg, key, id, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	am := agent.NewMetrics(o.registerer)
+	rm := replica.NewMetrics(o.registerer)
+	for i := range cfg.Folders {
+		a, err := n.newAgent(&cfg.Folders[i], am)
+		if err != nil {
+			return nil, err
+		}
+		n.agents = append(n.agents, a)
+	}
+	for _, bf := range cfg.BackupFor {
+		pc, _ := cfg.PeerByName(bf.Peer)
+		src, err := peer.Decode(pc.ID)
+		if err != nil {
+			return nil, fmt.Errorf("node: backup_for peer %q: %w", bf.Peer, err)
+		}
+		for _, f := range bf.Folders {
+			r, err := replica.New(replica.Config{Source: src, SourceName: bf.Peer, Folder: f,
+				Retention: bf.Retention.D(), DataDir: dataDir, DB: n.db, Net: n.net, Logger: n.log,
+				Metrics: rm, OnBaseline: o.onBaseline, StageFiles: o.stageFiles, StageBytes: o.stageBytes})
+			if err != nil {
+				return nil, err
+			}
+			n.replicas = append(n.replicas, r)
+		}
+	}
+	n.srv = agent.NewServer(id, n.agentFor, n.log, am, n.peerName)
+	n.net.Handle(mesh.ProtoSync, n.srv.HandleSync)
+	n.net.Handle(mesh.ProtoAck, n.srv.HandleAck)
+	ok = true
+	return n, nil
+}
 
+// newMesh builds the libp2p mesh of the config.
+func newMesh(cfg *config.Config, key crypto.PrivKey, id peer.ID, o options) (transport.Network, error) {
 	listen, err := cfg.ListenAddrs()
 	if err != nil {
 		return nil, err
@@ -144,58 +204,86 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		}
 		peers = append(peers, mp)
 	}
-	n.mesh, err = mesh.New(context.Background(), mesh.Config{
+	m, err := mesh.New(context.Background(), mesh.Config{
 		Key:         key,
 		Listen:      listen,
 		Peers:       peers,
-		Logger:      n.log,
+		Logger:      o.logger,
 		Registerer:  o.registerer,
 		DropInbound: o.dropInbound,
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if !ok {
-			n.mesh.Close()
-		}
-	}()
+	return transport.FromMesh(m), nil
+}
 
-	for i := range cfg.Folders {
-		a, err := newAgent(n, &cfg.Folders[i])
-		if err != nil {
-			for _, a := range n.agents {
-				a.close()
-			}
-			return nil, err
-		}
-		n.agents = append(n.agents, a)
+// newAgent wires the agent of folder fc: its journal, watcher and topic.
+func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent, error) {
+	cfg := n.cfg
+	ign, err := baseline.NewMatcher(fc.Ignore)
+	if err != nil {
+		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
 	}
-	for _, bf := range cfg.BackupFor {
-		pc, _ := cfg.PeerByName(bf.Peer)
-		src, err := peer.Decode(pc.ID)
+	var backups []peer.ID
+	for _, name := range fc.BackupTo {
+		pc, _ := cfg.PeerByName(name)
+		pid, err := peer.Decode(pc.ID)
 		if err != nil {
-			return nil, fmt.Errorf("node: backup_for peer %q: %w", bf.Peer, err)
+			return nil, fmt.Errorf("node: folder %q: backup %q: %w", fc.ID, name, err)
 		}
-		for _, f := range bf.Folders {
-			r, err := newReplica(n, src, bf.Peer, f, time.Duration(bf.Retention))
-			if err != nil {
-				return nil, err
-			}
-			n.replicas = append(n.replicas, r)
-		}
+		backups = append(backups, pid)
 	}
-	n.mesh.Handle(mesh.ProtoSync, n.handleSync)
-	n.mesh.Handle(mesh.ProtoAck, n.handleAck)
-	ok = true
-	return n, nil
+	sync := journal.SyncGroup
+	switch cfg.Node.JournalSync {
+	case "always":
+		sync = journal.SyncAlways
+	case "none":
+		sync = journal.SyncNone
+	}
+	log := n.log.With("folder", fc.ID)
+	jdir := filepath.Join(cfg.DataPath(), "journal", fc.ID)
+	// Segments small enough that the size cap can drop whole segments.
+	seg := min(max(cfg.Node.JournalMaxBytes/8, 4<<10), journal.DefaultSegmentSize)
+	jr, err := journal.Open(jdir, journal.WithSync(sync), journal.WithLogger(log), journal.WithSegmentSize(seg),
+		journal.WithRegisterer(n.opts.registerer, map[string]string{"folder": fc.ID}))
+	if err != nil {
+		return nil, fmt.Errorf("node: folder %q: journal %s: %w", fc.ID, jdir, err)
+	}
+	var j journal.Log = jr
+	if n.opts.journal != nil {
+		j = n.opts.journal(fc.ID, jr)
+	}
+	root := fc.AbsPath(cfg.Home)
+	w, err := watch.New(root, watch.Options{
+		Quiet: cfg.Node.QuietPeriod.D(), MaxDelay: cfg.Node.MaxDelay.D(),
+		Ignore: ign, Logger: log,
+		MarkerDir: filepath.Join(cfg.DataPath(), "watch", fc.ID),
+	})
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("node: folder %q: watch %s: %w", fc.ID, root, err)
+	}
+	topic, err := n.net.JoinFolder(n.id, fc.ID, backups)
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
+	}
+	a, err := agent.New(agent.Config{Folder: fc.ID, Root: root, Ignore: ign, Backups: backups,
+		Journal: j, DB: n.db, Watcher: w, Topic: topic, JournalMaxBytes: cfg.Node.JournalMaxBytes,
+		Logger: n.log, Metrics: m, PeerName: n.peerName})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	return a, nil
 }
 
 // ID is the node's peer ID.
 func (n *Node) ID() peer.ID { return n.id }
 
 // Addrs are the node's listen addresses.
-func (n *Node) Addrs() []multiaddr.Multiaddr { return n.mesh.Addrs() }
+func (n *Node) Addrs() []multiaddr.Multiaddr { return n.net.Addrs() }
 
 // Run runs the node until ctx is cancelled or a component fails.
 func (n *Node) Run(ctx context.Context) error {
@@ -210,26 +298,28 @@ func (n *Node) Run(ctx context.Context) error {
 	n.runMu.Unlock()
 	defer close(n.done)
 	defer cancel()
+	defer n.srv.Stop()
 	g, ctx := errgroup.WithContext(ctx)
-	ctrl, err := n.startControl(ctx, g)
-	if err != nil {
+	network, addr := n.cfg.ControlAddr()
+	if err := control.Serve(ctx, g, network, addr, n); err != nil {
 		return err
 	}
-	defer ctrl.Close()
 	if err := n.startMetrics(ctx, g); err != nil {
+		cancel()
+		g.Wait()
 		return err
 	}
-	g.Go(func() error { return n.mesh.Run(ctx) })
+	g.Go(func() error { return n.net.Run(ctx) })
 	g.Go(func() error { return n.runScrub(ctx) })
 	for _, a := range n.agents {
-		g.Go(func() error { return a.run(ctx) })
+		g.Go(func() error { return a.Run(ctx) })
 	}
 	for _, r := range n.replicas {
-		g.Go(func() error { return r.run(ctx) })
+		g.Go(func() error { return r.Run(ctx) })
 	}
 	n.log.Info("node running", "peer", n.id.String(), "name", n.cfg.Node.Name,
-		"addrs", fmt.Sprint(n.mesh.Addrs()), "folders", len(n.agents), "replicas", len(n.replicas))
-	err = g.Wait()
+		"addrs", fmt.Sprint(n.net.Addrs()), "folders", len(n.agents), "replicas", len(n.replicas))
+	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
@@ -247,30 +337,30 @@ func (n *Node) Close() error {
 			cancel()
 			<-n.done
 		}
-		for _, a := range n.agents {
-			err = errors.Join(err, a.close())
-		}
-		for _, r := range n.replicas {
-			err = errors.Join(err, r.close())
-		}
-		err = errors.Join(err, n.mesh.Close(), n.db.Close())
+		err = n.closeParts()
 	})
 	return err
 }
 
-func (n *Node) agentFor(folder string) *agent {
+// closeParts closes what New opened: journals, network, database.
+func (n *Node) closeParts() error {
+	var err error
 	for _, a := range n.agents {
-		if a.id == folder {
-			return a
-		}
+		err = errors.Join(err, a.Close())
 	}
-	return nil
+	if n.srv != nil {
+		n.srv.Stop()
+	}
+	if n.net != nil {
+		err = errors.Join(err, n.net.Close())
+	}
+	return errors.Join(err, n.db.Close())
 }
 
-func (n *Node) replicaFor(src peer.ID, folder string) *replica {
-	for _, r := range n.replicas {
-		if r.source == src && r.folder == folder {
-			return r
+func (n *Node) agentFor(folder string) *agent.Agent {
+	for _, a := range n.agents {
+		if a.ID() == folder {
+			return a
 		}
 	}
 	return nil
@@ -280,5 +370,5 @@ func (n *Node) peerName(id peer.ID) string {
 	if id == n.id {
 		return n.cfg.Node.Name
 	}
-	return n.mesh.PeerName(id)
+	return n.net.PeerName(id)
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"io/fs"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,12 +13,10 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/control"
+	"github.com/vigil-mesh/vigil/node/restore"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sys/unix"
-
-	"github.com/vigil-mesh/vigil/baseline"
-	"github.com/vigil-mesh/vigil/store"
 )
 
 // copyTree copies src to dst keeping content, permission bits, mtimes
@@ -104,7 +100,7 @@ func synced(t *testing.T, lap, nas *testNode, src string) {
 }
 
 // restoreT runs a restore that must succeed.
-func restoreT(t *testing.T, n *Node, req RestoreRequest) RestoreResult {
+func restoreT(t *testing.T, n *Node, req restore.RestoreRequest) restore.RestoreResult {
 	t.Helper()
 	res, err := n.Restore(context.Background(), req, nil)
 	if err != nil {
@@ -146,7 +142,7 @@ func TestRestoreFileAtTimeAndSeqAndWholeFolderAsItWas(t *testing.T) {
 	out := t.TempDir()
 	// --at between v1 and v2 gives v1
 	to := filepath.Join(out, "at-t1")
-	res := restoreT(t, nas.n, RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1, Paths: []string{"a.txt"}})
+	res := restoreT(t, nas.n, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1, Paths: []string{"a.txt"}})
 	if got, _ := os.ReadFile(filepath.Join(to, "a.txt")); !bytes.Equal(got, v1) {
 		t.Fatalf("restore --at T1 of a.txt: got %d bytes starting %q, want v1", len(got), got[:min(len(got), 12)])
 	}
@@ -158,14 +154,14 @@ func TestRestoreFileAtTimeAndSeqAndWholeFolderAsItWas(t *testing.T) {
 	}
 	// at T2 it is v2
 	to = filepath.Join(out, "at-t2")
-	restoreT(t, nas.n, RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t2, Paths: []string{"a.txt"}})
+	restoreT(t, nas.n, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t2, Paths: []string{"a.txt"}})
 	if got, _ := os.ReadFile(filepath.Join(to, "a.txt")); !bytes.Equal(got, v2) {
 		t.Fatalf("restore --at T2 of a.txt: got %d bytes, want v2", len(got))
 	}
 
 	// the newest state has no a.txt and equals the source
 	to = filepath.Join(out, "newest")
-	restoreT(t, nas.n, RestoreRequest{Source: lap.id.String(), Folder: "docs", To: to})
+	restoreT(t, nas.n, restore.RestoreRequest{Source: lap.id.String(), Folder: "docs", To: to})
 	if _, err := os.Lstat(filepath.Join(to, "a.txt")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("newest restore has a.txt (err %v), want it absent", err)
 	}
@@ -183,7 +179,7 @@ func TestRestoreFileAtTimeAndSeqAndWholeFolderAsItWas(t *testing.T) {
 	}
 	v2seq := vs[len(vs)-2].Seq
 	to = filepath.Join(out, "by-seq")
-	res = restoreT(t, nas.n, RestoreRequest{Source: "laptop", Folder: "docs", To: to, Seq: v2seq, Paths: []string{"a.txt"}})
+	res = restoreT(t, nas.n, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, Seq: v2seq, Paths: []string{"a.txt"}})
 	if got, _ := os.ReadFile(filepath.Join(to, "a.txt")); !bytes.Equal(got, v2) {
 		t.Fatalf("restore --seq %d of a.txt: got %d bytes, want v2", v2seq, len(got))
 	}
@@ -193,7 +189,7 @@ func TestRestoreFileAtTimeAndSeqAndWholeFolderAsItWas(t *testing.T) {
 
 	// the whole folder at T1 equals the tree as it was then
 	to = filepath.Join(out, "folder-t1")
-	restoreT(t, nas.n, RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1})
+	restoreT(t, nas.n, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1})
 	if d := treeDiff(tree1, to); len(d) > 0 {
 		t.Fatalf("restore of the folder at T1 differs from the tree at T1:\n%s", strings.Join(d, "\n"))
 	}
@@ -201,7 +197,7 @@ func TestRestoreFileAtTimeAndSeqAndWholeFolderAsItWas(t *testing.T) {
 	// and the same offline, once the node stopped
 	nas.stop()
 	to = filepath.Join(out, "offline-t1")
-	if _, err := RestoreOffline(nas.cfg, RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1}, nil); err != nil {
+	if _, err := RestoreOffline(nas.cfg, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if d := treeDiff(tree1, to); len(d) > 0 {
@@ -222,11 +218,11 @@ func TestRestoreRefusesNonEmptyTargetEarlyTimeAndUnknownPath(t *testing.T) {
 
 	to := t.TempDir()
 	writeFile(t, filepath.Join(to, "keep.txt"), []byte("mine"), 0o644)
-	_, err := nas.n.Restore(context.Background(), RestoreRequest{Source: "laptop", Folder: "docs", To: to}, nil)
-	if !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), to) {
-		t.Fatalf("restore into a non-empty dir: %v, want ErrNotEmpty naming %s", err, to)
+	_, err := nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to}, nil)
+	if !errors.Is(err, restore.ErrNotEmpty) || !strings.Contains(err.Error(), to) {
+		t.Fatalf("restore into a non-empty dir: %v, want restore.ErrNotEmpty naming %s", err, to)
 	}
-	res, err := nas.n.Restore(context.Background(), RestoreRequest{Source: "laptop", Folder: "docs", To: to, Force: true}, nil)
+	res, err := nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, Force: true}, nil)
 	if err != nil || res.Files != 1 {
 		t.Fatalf("restore with force: %+v, %v", res, err)
 	}
@@ -234,24 +230,24 @@ func TestRestoreRefusesNonEmptyTargetEarlyTimeAndUnknownPath(t *testing.T) {
 		t.Fatal("restore with force removed a file the backup does not have")
 	}
 
-	_, err = nas.n.Restore(context.Background(), RestoreRequest{Source: "laptop", Folder: "docs", To: t.TempDir(), At: before}, nil)
-	if !errors.Is(err, ErrBeforeFirst) || !strings.Contains(err.Error(), "no backup of docs from laptop before") {
+	_, err = nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "docs", To: t.TempDir(), At: before}, nil)
+	if !errors.Is(err, restore.ErrBeforeFirst) || !strings.Contains(err.Error(), "no backup of docs from laptop before") {
 		t.Fatalf("restore --at before the first backup: %v", err)
 	}
-	_, err = nas.n.Restore(context.Background(), RestoreRequest{Source: "laptop", Folder: "docs", To: t.TempDir(), Paths: []string{"nope/x"}}, nil)
-	if !errors.Is(err, ErrNoSuchPath) || !strings.Contains(err.Error(), `"nope/x" never existed`) {
+	_, err = nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "docs", To: t.TempDir(), Paths: []string{"nope/x"}}, nil)
+	if !errors.Is(err, restore.ErrNoSuchPath) || !strings.Contains(err.Error(), `"nope/x" never existed`) {
 		t.Fatalf("restore of a path that never existed: %v", err)
 	}
-	_, err = nas.n.Restore(context.Background(), RestoreRequest{Source: "laptop", Folder: "other", To: t.TempDir()}, nil)
-	if !errors.Is(err, ErrNoReplica) {
+	_, err = nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "other", To: t.TempDir()}, nil)
+	if !errors.Is(err, restore.ErrNoReplica) {
 		t.Fatalf("restore of a folder this node does not keep: %v", err)
 	}
-	_, err = nas.n.Restore(context.Background(), RestoreRequest{Source: "laptop", Folder: "docs", To: t.TempDir(), At: time.Now(), Seq: 1}, nil)
-	if !errors.Is(err, ErrBadRequest) {
+	_, err = nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "docs", To: t.TempDir(), At: time.Now(), Seq: 1}, nil)
+	if !errors.Is(err, restore.ErrBadRequest) {
 		t.Fatalf("restore with both at and seq: %v", err)
 	}
-	_, err = nas.n.Restore(context.Background(), RestoreRequest{Source: "laptop", Folder: "docs", To: filepath.Join(nas.cfg.DataPath(), "x")}, nil)
-	if !errors.Is(err, ErrBadRequest) {
+	_, err = nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "docs", To: filepath.Join(nas.cfg.DataPath(), "x")}, nil)
+	if !errors.Is(err, restore.ErrBadRequest) {
 		t.Fatalf("restore into the data dir: %v", err)
 	}
 }
@@ -267,12 +263,12 @@ func TestRestoreThroughControlEndpointReportsProgressAndHistory(t *testing.T) {
 	nas.start()
 	lap.waitSynced(30 * time.Second)
 
-	cc := NewControlClient(nas.cfg.ControlAddr())
+	cc := control.NewClient(nas.cfg.ControlAddr())
 	defer cc.Close()
 	ctx := context.Background()
 	to := filepath.Join(t.TempDir(), "out")
 	var last, total int64
-	res, err := cc.Restore(ctx, RestoreRequest{Source: "laptop", Folder: "docs", To: to}, func(d, tot int64) { last, total = d, tot })
+	res, err := cc.Restore(ctx, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to}, func(d, tot int64) { last, total = d, tot })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,15 +278,15 @@ func TestRestoreThroughControlEndpointReportsProgressAndHistory(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(to, "big.bin")); !bytes.Equal(got, big) {
 		t.Fatal("restored big.bin differs")
 	}
-	_, err = cc.Restore(ctx, RestoreRequest{Source: "laptop", Folder: "docs", To: to}, nil)
-	if !errors.Is(err, ErrNotEmpty) {
-		t.Fatalf("second restore into the same dir over the control endpoint: %v, want ErrNotEmpty", err)
+	_, err = cc.Restore(ctx, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to}, nil)
+	if !errors.Is(err, restore.ErrNotEmpty) {
+		t.Fatalf("second restore into the same dir over the control endpoint: %v, want restore.ErrNotEmpty", err)
 	}
 	vs, err := cc.History(ctx, "laptop", "docs", "big.bin")
 	if err != nil || len(vs) != 1 || vs[0].Entry == nil || vs[0].Entry.Size != int64(len(big)) || vs[0].Seq == 0 && vs[0].Time.IsZero() {
 		t.Fatalf("history over the control endpoint: %+v, %v", vs, err)
 	}
-	if _, err := cc.History(ctx, "laptop", "docs", "nothing"); !errors.Is(err, ErrNoSuchPath) {
+	if _, err := cc.History(ctx, "laptop", "docs", "nothing"); !errors.Is(err, restore.ErrNoSuchPath) {
 		t.Fatalf("history of an unknown path: %v", err)
 	}
 }
@@ -327,55 +323,11 @@ func TestPruneDropsOldVersionsAndFreesTheirChunks(t *testing.T) {
 	writeFile(t, filepath.Join(src, "big.bin"), v3, 0o644)
 	synced(t, lap, nas, src)
 	to := t.TempDir()
-	res := restoreT(t, nas.n, RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t2})
+	res := restoreT(t, nas.n, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t2})
 	if got, _ := os.ReadFile(filepath.Join(to, "big.bin")); !bytes.Equal(got, v2) {
 		t.Fatal("restore of the version kept after pruning differs from it")
 	}
 	if res.HistoryBytes != int64(len(v2)) {
 		t.Fatalf("restore read %d bytes from the history store, want %d", res.HistoryBytes, len(v2))
-	}
-}
-
-// BenchmarkRestoreLargeFiles restores 4 files of 32 MiB from a replica
-// built by hand (no cluster): the local data path only.
-func BenchmarkRestoreLargeFiles(b *testing.B) {
-	dir := b.TempDir()
-	db, err := store.OpenDB(filepath.Join(dir, "index.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	h, err := openHistory(dir, "src", "f")
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := filepath.Join(dir, "replicas", "src", "f")
-	os.MkdirAll(root, 0o700)
-	d := &replicaData{db: db, hist: h, root: root, source: peer.ID("src"), srcName: "src", folder: "f",
-		bucket: []string{"replica", "src", "f", "files"}, metaBkt: []string{"replica", "src", "f", "meta"},
-		dataDir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	var total int64
-	for i := range 4 {
-		p := filepath.Join(root, "large"+string(rune('0'+i)))
-		os.WriteFile(p, randBytes(uint64(i), 32<<20), 0o644)
-		chunks, n, err := baseline.ChunkFile(context.Background(), p, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += n
-		e := &baseline.Entry{Path: filepath.Base(p), Kind: baseline.KindFile, Mode: 0o644, Size: n, Chunks: chunks}
-		db.Update(func(tx *store.Tx) error { return tx.Put(d.bucket, []byte(e.Path), encodeIndexEntry(e)) })
-	}
-	db.Update(func(tx *store.Tx) error { return tx.Put(d.metaBkt, []byte(keyBaselineOK), []byte{1}) })
-	b.SetBytes(total)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		to := filepath.Join(b.TempDir(), "out")
-		if _, err := restoreReplica(context.Background(), d, RestoreRequest{Source: "src", Folder: "f", To: to}, nil); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		os.RemoveAll(to)
-		b.StartTimer()
 	}
 }

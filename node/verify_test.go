@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/restore"
 )
 
 // verifyT verifies every replica of n and returns the only report.
-func verifyT(t *testing.T, n *Node) VerifyReport {
+func verifyT(t *testing.T, n *Node) restore.VerifyReport {
 	t.Helper()
 	reps, err := n.Verify(context.Background(), "", "")
 	if err != nil {
@@ -25,7 +26,7 @@ func verifyT(t *testing.T, n *Node) VerifyReport {
 	return reps[0]
 }
 
-func hasProblem(rep VerifyReport, kind, pathPart string) bool {
+func hasProblem(rep restore.VerifyReport, kind, pathPart string) bool {
 	for _, p := range rep.Problems {
 		if p.Kind == kind && strings.Contains(p.Path, pathPart) {
 			return true

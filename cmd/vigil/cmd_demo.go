@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/control"
+
 	"github.com/vigil-mesh/vigil/node/config"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -363,11 +365,11 @@ func (d *demo) checkNodes() error {
 
 // waitNode runs WaitSynced on dn with a deadline, calling tick every
 // interval meanwhile. The waiting goroutine has returned when it returns.
-func (d *demo) waitNode(ctx context.Context, dn *demoNode, timeout time.Duration, tick func()) (node.LagReport, bool, error) {
+func (d *demo) waitNode(ctx context.Context, dn *demoNode, timeout time.Duration, tick func()) (control.LagReport, bool, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type result struct {
-		rep node.LagReport
+		rep control.LagReport
 		ok  bool
 	}
 	ch := make(chan result, 1) // one send, never blocks
@@ -388,7 +390,7 @@ func (d *demo) waitNode(ctx context.Context, dn *demoNode, timeout time.Duration
 			if err := d.checkNodes(); err != nil {
 				cancel()
 				<-ch
-				return node.LagReport{}, false, err
+				return control.LagReport{}, false, err
 			}
 			if tick != nil {
 				tick()
@@ -441,8 +443,8 @@ func (d *demo) progressLine() string {
 			if ev.TotalBytes > 0 {
 				frac = float64(ev.DoneBytes) / float64(ev.TotalBytes)
 			}
-			s = fmt.Sprintf("%s %3.0f%% %s/%s %d/%d files", demoBar(frac), 100*frac,
-				demoBytes(ev.DoneBytes), demoBytes(ev.TotalBytes), ev.DoneFiles, ev.TotalFiles)
+			s = fmt.Sprintf("%s %3.0f%% %s/%s", demoBar(frac), 100*frac,
+				demoBytes(ev.DoneBytes), demoBytes(ev.TotalBytes))
 		}
 		parts = append(parts, fmt.Sprintf("%-5s %s", dn.name, s))
 	}
@@ -500,7 +502,7 @@ func (d *demo) printLagHeader() {
 
 // printLag prints the rows of a lag report; header prints the column names
 // first. changes goes in the first row's changes column.
-func (d *demo) printLag(rep node.LagReport, header bool, changes string) {
+func (d *demo) printLag(rep control.LagReport, header bool, changes string) {
 	if header {
 		d.printLagHeader()
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/control"
+
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/node"
@@ -50,10 +52,10 @@ func runHistory(ctx context.Context, g *globals, stdout io.Writer, source, folde
 	if err != nil {
 		return err
 	}
-	c := node.NewControlClient(cfg.ControlAddr())
+	c := control.NewClient(cfg.ControlAddr())
 	defer c.Close()
 	vs, err := c.History(ctx, source, folder, p)
-	if errors.Is(err, node.ErrNotRunning) {
+	if errors.Is(err, control.ErrNotRunning) {
 		vs, err = node.HistoryOffline(cfg, source, folder, p)
 	}
 	if err != nil {

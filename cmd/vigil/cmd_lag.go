@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/vigil-mesh/vigil/node/control"
 
-	"github.com/vigil-mesh/vigil/node"
+	"github.com/spf13/cobra"
 )
 
 // watchInterval is how often `vigil lag --watch` refreshes.
@@ -73,7 +73,7 @@ func runLag(ctx context.Context, g *globals, stdout io.Writer, o lagOptions) err
 	if err != nil {
 		return err
 	}
-	c := node.NewControlClient(cfg.ControlAddr())
+	c := control.NewClient(cfg.ControlAddr())
 	defer c.Close()
 	_, addr := cfg.ControlAddr()
 
@@ -99,7 +99,7 @@ func runLag(ctx context.Context, g *globals, stdout io.Writer, o lagOptions) err
 }
 
 // waitSynced runs `vigil lag --wait-synced`.
-func waitSynced(ctx context.Context, c *node.ControlClient, addr string, stdout io.Writer, o lagOptions, d time.Duration) error {
+func waitSynced(ctx context.Context, c *control.Client, addr string, stdout io.Writer, o lagOptions, d time.Duration) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The node bounds the wait by d; this only guards against a node that
@@ -135,7 +135,7 @@ func waitSynced(ctx context.Context, c *node.ControlClient, addr string, stdout 
 }
 
 // watchLag runs `vigil lag --watch` until ctx ends or SIGINT/SIGTERM.
-func watchLag(ctx context.Context, c *node.ControlClient, addr string, stdout io.Writer, asJSON bool) error {
+func watchLag(ctx context.Context, c *control.Client, addr string, stdout io.Writer, asJSON bool) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tty := !asJSON && isTerminal(stdout)
@@ -207,9 +207,9 @@ func writeWatchFrame(w *bytes.Buffer, first bool, nodeID string, now time.Time, 
 }
 
 // sortPairs orders pairs by source, folder and backup (names, then IDs).
-func sortPairs(pairs []node.LagPair) []node.LagPair {
+func sortPairs(pairs []control.LagPair) []control.LagPair {
 	out := slices.Clone(pairs)
-	slices.SortStableFunc(out, func(a, b node.LagPair) int {
+	slices.SortStableFunc(out, func(a, b control.LagPair) int {
 		return cmp.Or(
 			cmp.Compare(peerLabel(a.SourceName, a.Source), peerLabel(b.SourceName, b.Source)),
 			cmp.Compare(a.Source, b.Source),
@@ -222,10 +222,10 @@ func sortPairs(pairs []node.LagPair) []node.LagPair {
 }
 
 // pairsBehind returns the pairs that are not live with nothing to apply.
-func pairsBehind(pairs []node.LagPair) []node.LagPair {
-	var out []node.LagPair
+func pairsBehind(pairs []control.LagPair) []control.LagPair {
+	var out []control.LagPair
 	for _, p := range pairs {
-		if p.State != node.StateLive || p.LagSeq != 0 {
+		if p.State != control.StateLive || p.LagSeq != 0 {
 			out = append(out, p)
 		}
 	}
@@ -234,7 +234,7 @@ func pairsBehind(pairs []node.LagPair) []node.LagPair {
 
 // writeLagTable writes the lag table of pairs (sorted), followed by a
 // progress bar for each pair in baseline.
-func writeLagTable(w io.Writer, pairs []node.LagPair, now time.Time) {
+func writeLagTable(w io.Writer, pairs []control.LagPair, now time.Time) {
 	if len(pairs) == 0 {
 		fmt.Fprintln(w, "no pairs: this node protects no folder and keeps none for others")
 		return
@@ -246,9 +246,9 @@ func writeLagTable(w io.Writer, pairs []node.LagPair, now time.Time) {
 			seqLag(p), humanBytes(p.LagBytes), humanSeconds(p.LagSeconds), relativeTime(p.LastApplied, now))
 	}
 	t.flush()
-	var bars []node.LagPair
+	var bars []control.LagPair
 	for _, p := range pairs {
-		if p.State == node.StateBaseline {
+		if p.State == control.StateBaseline {
 			bars = append(bars, p)
 		}
 	}
@@ -267,7 +267,7 @@ func writeLagTable(w io.Writer, pairs []node.LagPair, now time.Time) {
 
 // seqLag formats the SEQ LAG cell: "2 (118/120)", records not applied
 // and applied/head.
-func seqLag(p node.LagPair) string {
+func seqLag(p control.LagPair) string {
 	return strconv.FormatUint(p.LagSeq, 10) + " (" + strconv.FormatUint(p.AppliedSeq, 10) + "/" +
 		strconv.FormatUint(p.HeadSeq, 10) + ")"
 }
@@ -294,7 +294,7 @@ func (e *notRunningError) Unwrap() error { return e.Err }
 // controlError turns a control client error into what the user reads: a
 // node that is not running is one short line naming the socket.
 func controlError(addr string, err error) error {
-	if errors.Is(err, node.ErrNotRunning) {
+	if errors.Is(err, control.ErrNotRunning) {
 		return &notRunningError{Addr: addr, Err: err}
 	}
 	return err

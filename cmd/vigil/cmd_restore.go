@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/control"
+	"github.com/vigil-mesh/vigil/node/restore"
+
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -48,8 +51,8 @@ func newRestoreCmd() *cobra.Command {
 	return cmd
 }
 
-func (o restoreOptions) request(paths []string) (node.RestoreRequest, error) {
-	req := node.RestoreRequest{Source: o.source, Folder: o.folder, Paths: paths, Force: o.force}
+func (o restoreOptions) request(paths []string) (restore.RestoreRequest, error) {
+	req := restore.RestoreRequest{Source: o.source, Folder: o.folder, Paths: paths, Force: o.force}
 	switch {
 	case o.source == "":
 		return req, usageErrorf("restore: --source is required")
@@ -104,10 +107,10 @@ func runRestore(ctx context.Context, g *globals, stdout, stderr io.Writer, o res
 		}
 		bar.Set64(done)
 	}
-	c := node.NewControlClient(cfg.ControlAddr())
+	c := control.NewClient(cfg.ControlAddr())
 	defer c.Close()
 	res, err := c.Restore(ctx, req, progress)
-	if errors.Is(err, node.ErrNotRunning) {
+	if errors.Is(err, control.ErrNotRunning) {
 		res, err = node.RestoreOffline(cfg, req, progress)
 	}
 	if bar != nil {
@@ -136,11 +139,11 @@ func runRestore(ctx context.Context, g *globals, stdout, stderr io.Writer, o res
 // request) usage errors.
 func historyError(cmd string, err error) error {
 	switch {
-	case errors.Is(err, node.ErrNoReplica):
+	case errors.Is(err, restore.ErrNoReplica):
 		return usageErrorf("%s: --source/--folder: %w", cmd, err)
-	case errors.Is(err, node.ErrNotEmpty):
+	case errors.Is(err, restore.ErrNotEmpty):
 		return usageErrorf("%s: --to: %w", cmd, err)
-	case errors.Is(err, node.ErrBadRequest):
+	case errors.Is(err, restore.ErrBadRequest):
 		return usageErrorf("%s: %w", cmd, err)
 	}
 	return fmt.Errorf("%s: %w", cmd, err)

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/vigil-mesh/vigil/node/control"
 
-	"github.com/vigil-mesh/vigil/node"
+	"github.com/spf13/cobra"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -39,7 +39,7 @@ func runStatus(ctx context.Context, g *globals, stdout io.Writer, asJSON bool) e
 	if err != nil {
 		return err
 	}
-	c := node.NewControlClient(cfg.ControlAddr())
+	c := control.NewClient(cfg.ControlAddr())
 	defer c.Close()
 	_, addr := cfg.ControlAddr()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -59,7 +59,7 @@ func runStatus(ctx context.Context, g *globals, stdout io.Writer, asJSON bool) e
 
 // writeStatus writes the status report as a node section and the PEERS,
 // FOLDERS and REPLICAS tables.
-func writeStatus(w io.Writer, st node.StatusReport, now time.Time) {
+func writeStatus(w io.Writer, st control.StatusReport, now time.Time) {
 	t := newTable(w, "node", st.Name+" ("+st.ID+")")
 	addrs := strings.Join(st.Addrs, ", ")
 	t.row("addrs", addrs)
@@ -76,7 +76,7 @@ func writeStatus(w io.Writer, st node.StatusReport, now time.Time) {
 		fmt.Fprintln(w, "none configured")
 	} else {
 		peers := slices.Clone(st.Peers)
-		slices.SortStableFunc(peers, func(a, b node.PeerReport) int {
+		slices.SortStableFunc(peers, func(a, b control.PeerReport) int {
 			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 		})
 		t = newTable(w, "NAME", "ID", "CONNECTED", "ADDRS", "RTT")
@@ -98,7 +98,7 @@ func writeStatus(w io.Writer, st node.StatusReport, now time.Time) {
 		fmt.Fprintln(w, "none protected")
 	} else {
 		folders := slices.Clone(st.Folders)
-		slices.SortStableFunc(folders, func(a, b node.FolderReport) int { return cmp.Compare(a.ID, b.ID) })
+		slices.SortStableFunc(folders, func(a, b control.FolderReport) int { return cmp.Compare(a.ID, b.ID) })
 		t = newTable(w, "ID", "PATH", "ENTRIES", "SIZE", "JOURNAL SEQS", "JOURNAL SIZE", "BACKUPS")
 		for _, f := range folders {
 			t.row(f.ID, f.Path, strconv.Itoa(f.Entries), humanBytes(f.Bytes), journalSeqs(f.JournalFirst, f.JournalLast),
@@ -113,7 +113,7 @@ func writeStatus(w io.Writer, st node.StatusReport, now time.Time) {
 		return
 	}
 	reps := slices.Clone(st.Replicas)
-	slices.SortStableFunc(reps, func(a, b node.ReplicaReport) int {
+	slices.SortStableFunc(reps, func(a, b control.ReplicaReport) int {
 		return cmp.Or(cmp.Compare(peerLabel(a.SourceName, a.Source), peerLabel(b.SourceName, b.Source)),
 			cmp.Compare(a.Source, b.Source), cmp.Compare(a.Folder, b.Folder))
 	})
@@ -152,8 +152,8 @@ func uniqueStrings(in []string) []string {
 // baselineCell is the BASELINE column of a replica: its progress, or 100%
 // for a replica past its baseline whose sizes the node no longer holds
 // (they are not kept across restarts).
-func baselineCell(r node.ReplicaReport) string {
-	if r.BaselineTotalBytes <= 0 && r.State != node.StateBaseline && r.State != "" {
+func baselineCell(r control.ReplicaReport) string {
+	if r.BaselineTotalBytes <= 0 && r.State != control.StateBaseline && r.State != "" {
 		return "100%"
 	}
 	return percent(r.BaselineDoneBytes, r.BaselineTotalBytes)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/vigil-mesh/vigil/node/control"
+
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/node"
@@ -40,10 +42,10 @@ func runVerify(ctx context.Context, g *globals, stdout io.Writer, source, folder
 	if err != nil {
 		return err
 	}
-	c := node.NewControlClient(cfg.ControlAddr())
+	c := control.NewClient(cfg.ControlAddr())
 	defer c.Close()
 	reps, err := c.Verify(ctx, source, folder)
-	if errors.Is(err, node.ErrNotRunning) {
+	if errors.Is(err, control.ErrNotRunning) {
 		reps, err = node.VerifyOffline(cfg, source, folder)
 	}
 	if err != nil {

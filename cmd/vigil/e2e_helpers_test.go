@@ -26,8 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/control"
+
 	"github.com/vigil-mesh/vigil/internal/treediff"
-	"github.com/vigil-mesh/vigil/node"
 )
 
 // e2eBinDirPrefix names the directories holding the binary built for one
@@ -443,10 +444,10 @@ func (n *e2eNode) waitSynced() {
 }
 
 // status runs `vigil status --json` on n.
-func (n *e2eNode) status() node.StatusReport { return vigilJSON[node.StatusReport](n, "status") }
+func (n *e2eNode) status() control.StatusReport { return vigilJSON[control.StatusReport](n, "status") }
 
 // lag runs `vigil lag --json` on n.
-func (n *e2eNode) lag() node.LagReport { return vigilJSON[node.LagReport](n, "lag") }
+func (n *e2eNode) lag() control.LagReport { return vigilJSON[control.LagReport](n, "lag") }
 
 // vigilJSON runs `vigil CMD --home HOME --json` on n and decodes its output.
 func vigilJSON[T any](n *e2eNode, cmd string) T {
@@ -464,7 +465,7 @@ func vigilJSON[T any](n *e2eNode, cmd string) T {
 }
 
 // replicaStatus returns the entry of n's status for folder of src.
-func (n *e2eNode) replicaStatus(src *e2eNode, folder string) node.ReplicaReport {
+func (n *e2eNode) replicaStatus(src *e2eNode, folder string) control.ReplicaReport {
 	n.t.Helper()
 	s := n.status()
 	for _, r := range s.Replicas {
@@ -473,7 +474,7 @@ func (n *e2eNode) replicaStatus(src *e2eNode, folder string) node.ReplicaReport 
 		}
 	}
 	n.t.Fatalf("%s: status shows no replica of %s/%s: %+v", n.name, src.name, folder, s.Replicas)
-	return node.ReplicaReport{}
+	return control.ReplicaReport{}
 }
 
 // pollUntil polls cond every 50ms until it holds, failing the test after d.
@@ -520,21 +521,21 @@ func mustWrite(t *testing.T, p string, data []byte, perm fs.FileMode) {
 }
 
 // pairOf returns the pair of a lag report for (source, folder, target).
-func pairOf(r node.LagReport, src *e2eNode, folder string, target *e2eNode) (node.LagPair, bool) {
+func pairOf(r control.LagReport, src *e2eNode, folder string, target *e2eNode) (control.LagPair, bool) {
 	for _, p := range r.Pairs {
 		if p.Source == src.id && p.Folder == folder && p.Target == target.id {
 			return p, true
 		}
 	}
-	return node.LagPair{}, false
+	return control.LagPair{}, false
 }
 
 // peerOf returns the entry of a status report for peer id.
-func peerOf(s node.StatusReport, id string) (node.PeerReport, bool) {
+func peerOf(s control.StatusReport, id string) (control.PeerReport, bool) {
 	for _, p := range s.Peers {
 		if p.ID == id {
 			return p, true
 		}
 	}
-	return node.PeerReport{}, false
+	return control.PeerReport{}, false
 }

@@ -17,13 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/control"
+
 	"github.com/vigil-mesh/vigil/node/config"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
 	"github.com/vigil-mesh/vigil/mesh"
-	"github.com/vigil-mesh/vigil/node"
 )
 
 // The tests in this file run nodes in-process with `vigil run` (through
@@ -226,13 +227,13 @@ func lagVigilCtx(ctx context.Context, args ...string) (int, string, string) {
 }
 
 // lagJSON runs `vigil lag --json` on n and decodes the report.
-func (n *lagNode) lagJSON() node.LagReport {
+func (n *lagNode) lagJSON() control.LagReport {
 	n.t.Helper()
 	code, out, errOut := lagVigil("lag", "--home", n.home, "--json")
 	if code != 0 {
 		n.t.Fatalf("%s: vigil lag --json: exit %d: %s", n.name, code, errOut)
 	}
-	var rep node.LagReport
+	var rep control.LagReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		n.t.Fatalf("%s: vigil lag --json: %v\n%s", n.name, err, out)
 	}
@@ -241,7 +242,7 @@ func (n *lagNode) lagJSON() node.LagReport {
 
 // waitLag polls `vigil lag --json` on n until cond holds for its report,
 // failing after timeout. It returns the report that satisfied cond.
-func (n *lagNode) waitLag(what string, timeout time.Duration, cond func(node.LagReport) bool) node.LagReport {
+func (n *lagNode) waitLag(what string, timeout time.Duration, cond func(control.LagReport) bool) control.LagReport {
 	n.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -390,7 +391,7 @@ func TestLagAndStatusOnSyncedCluster(t *testing.T) {
 			if p["source"] != laptop.id.String() || p["source_name"] != "laptop" || p["folder"] != "docs" {
 				t.Errorf("pair %v: want source laptop (%s), folder docs", p, laptop.id)
 			}
-			if p["state"] != node.StateLive || p["lag_seq"] != 0.0 || p["lag_seconds"] != 0.0 || p["lag_bytes"] != 0.0 {
+			if p["state"] != control.StateLive || p["lag_seq"] != 0.0 || p["lag_seconds"] != 0.0 || p["lag_bytes"] != 0.0 {
 				t.Errorf("pair %v: want live with no lag after wait-synced", p)
 			}
 			if p["head_seq"] != p["applied_seq"] {
@@ -418,7 +419,7 @@ func TestLagAndStatusOnSyncedCluster(t *testing.T) {
 			}
 			p := pairs[0]
 			if p["source"] != laptop.id.String() || p["target"] != n.id.String() || p["target_name"] != n.name ||
-				p["folder"] != "docs" || p["state"] != node.StateLive {
+				p["folder"] != "docs" || p["state"] != control.StateLive {
 				t.Errorf("%s: pair %v: want laptop/docs -> %s, live", n.name, p, n.name)
 			}
 			if p["baseline_total_bytes"] != 30000.0 || p["baseline_done_bytes"] != 30000.0 {
@@ -533,14 +534,14 @@ func TestLagAndStatusOnSyncedCluster(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		var st node.StatusReport
+		var st control.StatusReport
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatal(err)
 		}
 		if st.ID != nas.id.String() || st.Name != "nas" || len(st.Peers) != 2 || len(st.Folders) != 0 || len(st.Replicas) != 1 {
 			t.Fatalf("status = %+v", st)
 		}
-		if r := st.Replicas[0]; r.Source != laptop.id.String() || r.Folder != "docs" || r.State != node.StateLive || r.Files != 1 || r.Bytes != 30000 {
+		if r := st.Replicas[0]; r.Source != laptop.id.String() || r.Folder != "docs" || r.State != control.StateLive || r.Files != 1 || r.Bytes != 30000 {
 			t.Errorf("replica = %+v", r)
 		}
 	})
@@ -595,22 +596,22 @@ func TestLagSecondsGrowWhileBackupOfflineAndAreZeroOnceSynced(t *testing.T) {
 	laptop.waitSynced()
 
 	nas.stop()
-	laptop.waitLag("backup seen offline", 30*time.Second, func(r node.LagReport) bool {
-		return len(r.Pairs) == 1 && r.Pairs[0].State == node.StateOffline
+	laptop.waitLag("backup seen offline", 30*time.Second, func(r control.LagReport) bool {
+		return len(r.Pairs) == 1 && r.Pairs[0].State == control.StateOffline
 	})
 	const size = 20000
 	data := bytes.Repeat([]byte("0123456789abcdefghij"), size/20)
 	if err := os.WriteFile(filepath.Join(laptop.home, "docs", "offline.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	first := laptop.waitLag("change captured", 30*time.Second, func(r node.LagReport) bool {
+	first := laptop.waitLag("change captured", 30*time.Second, func(r control.LagReport) bool {
 		return len(r.Pairs) == 1 && r.Pairs[0].LagSeq >= 1
 	}).Pairs[0]
-	later := laptop.waitLag("lag_seconds growing", 30*time.Second, func(r node.LagReport) bool {
+	later := laptop.waitLag("lag_seconds growing", 30*time.Second, func(r control.LagReport) bool {
 		return len(r.Pairs) == 1 && r.Pairs[0].LagSeconds > first.LagSeconds
 	}).Pairs[0]
-	for _, p := range []node.LagPair{first, later} {
-		if p.State != node.StateOffline || p.LagSeq < 1 || p.LagBytes < size || p.LagSeconds <= 0 {
+	for _, p := range []control.LagPair{first, later} {
+		if p.State != control.StateOffline || p.LagSeq < 1 || p.LagBytes < size || p.LagSeconds <= 0 {
 			t.Errorf("while nas is offline: %+v; want state offline, lag_seq >= 1, lag_bytes >= %d, lag_seconds > 0", p, size)
 		}
 		if p.HeadSeq-p.AppliedSeq != p.LagSeq {
@@ -632,7 +633,7 @@ func TestLagSecondsGrowWhileBackupOfflineAndAreZeroOnceSynced(t *testing.T) {
 		t.Fatalf("wait-synced 60s after restarting nas: exit %d\n%s\n%s\n%s", code, errOut, out, laptop.logTail())
 	}
 	p := laptop.lagJSON().Pairs[0]
-	if p.State != node.StateLive || p.LagSeq != 0 || p.LagSeconds != 0 || p.LagBytes != 0 || p.AppliedSeq != p.HeadSeq {
+	if p.State != control.StateLive || p.LagSeq != 0 || p.LagSeconds != 0 || p.LagBytes != 0 || p.AppliedSeq != p.HeadSeq {
 		t.Errorf("after wait-synced: %+v; want live with no lag", p)
 	}
 	if p.HeadSeq <= first.AppliedSeq {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/control"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -58,14 +60,14 @@ func TestHumanFormatsReadLikeAPerson(t *testing.T) {
 func TestLagTableSortsPairsAndDrawsBaselineProgress(t *testing.T) {
 	now := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
 	applied := now.Add(-2 * time.Second)
-	pairs := []node.LagPair{
-		{Source: "S2", SourceName: "laptop", Folder: "photos", Target: "T1", TargetName: "nas", State: node.StateBaseline,
+	pairs := []control.LagPair{
+		{Source: "S2", SourceName: "laptop", Folder: "photos", Target: "T1", TargetName: "nas", State: control.StateBaseline,
 			BaselineDoneBytes: 512 << 20, BaselineTotalBytes: 1 << 30, LagBytes: 512 << 20, LagSeconds: 61},
-		{Source: "S2", SourceName: "laptop", Folder: "docs", Target: "T2", TargetName: "nas", State: node.StateCatchingUp,
+		{Source: "S2", SourceName: "laptop", Folder: "docs", Target: "T2", TargetName: "nas", State: control.StateCatchingUp,
 			HeadSeq: 120, AppliedSeq: 118, LagSeq: 2, LagBytes: 8192, LagSeconds: 0.35, LastApplied: &applied},
-		{Source: "S1", SourceName: "desk", Folder: "docs", Target: "T3", TargetName: "", State: node.StateLive,
+		{Source: "S1", SourceName: "desk", Folder: "docs", Target: "T3", TargetName: "", State: control.StateLive,
 			HeadSeq: 7, AppliedSeq: 7, LastApplied: &applied},
-		{Source: "S2", SourceName: "laptop", Folder: "docs", Target: "T1", TargetName: "cloud", State: node.StateOffline,
+		{Source: "S2", SourceName: "laptop", Folder: "docs", Target: "T1", TargetName: "cloud", State: control.StateOffline,
 			HeadSeq: 120, AppliedSeq: 100, LagSeq: 20, LagBytes: 3 << 20, LagSeconds: 4000},
 	}
 	var b bytes.Buffer
@@ -111,21 +113,21 @@ func TestWatchFrameRedrawsInPlace(t *testing.T) {
 
 func TestStatusTableListsNodePeersFoldersAndReplicas(t *testing.T) {
 	now := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
-	st := node.StatusReport{
+	st := control.StatusReport{
 		ID: "12D3KooWLRPJAA5o6ypy9EcJwZNzVtrrTqYcaHZCmb8DjCWD9P5Q", Name: "laptop",
 		Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Started: now.Add(-185 * time.Second), JournalBytes: 4096,
-		Peers: []node.PeerReport{
+		Peers: []control.PeerReport{
 			{ID: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", Name: "nas", Connected: true,
 				Addrs: []string{"/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/tcp/4001"}, RTTMillis: 0.42},
 			{ID: "12D3KooWBhMbLvQGgqByteXqZMuN7ZN3DZ7vPz1cbMbEnJXBz9wW", Name: "cloud", Addrs: []string{}},
 		},
-		Folders: []node.FolderReport{{ID: "docs", Path: "/home/me/Documents", Entries: 12, Bytes: 30000,
+		Folders: []control.FolderReport{{ID: "docs", Path: "/home/me/Documents", Entries: 12, Bytes: 30000,
 			BackupTo: []string{"nas", "cloud"}, JournalFirst: 3, JournalLast: 9, JournalBytes: 4096}},
-		Replicas: []node.ReplicaReport{{Source: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", SourceName: "nas",
-			Folder: "music", State: node.StateBaseline, Files: 3, Bytes: 1 << 20, AppliedSeq: 0, HeadSeq: 4,
+		Replicas: []control.ReplicaReport{{Source: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", SourceName: "nas",
+			Folder: "music", State: control.StateBaseline, Files: 3, Bytes: 1 << 20, AppliedSeq: 0, HeadSeq: 4,
 			BaselineDoneBytes: 1 << 20, BaselineTotalBytes: 4 << 20, ChunksFetched: 64, LastError: "fetch: stream reset\nretrying"},
 			{Source: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", SourceName: "nas", Folder: "notes",
-				State: node.StateLive, Files: 2, Bytes: 319000, AppliedSeq: 1, HeadSeq: 1}},
+				State: control.StateLive, Files: 2, Bytes: 319000, AppliedSeq: 1, HeadSeq: 1}},
 	}
 	var b bytes.Buffer
 	writeStatus(&b, st, now)

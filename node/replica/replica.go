@@ -1,7 +1,8 @@
-package node
+package replica
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,60 +19,106 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/mesh"
+	"github.com/vigil-mesh/vigil/node/history"
+	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/transport"
+	"github.com/vigil-mesh/vigil/node/wire"
 	"github.com/vigil-mesh/vigil/store"
 )
 
-// A baseline commits its files in groups of at most stageFiles files or
-// stageBytes bytes (one syncfs before and one after renaming them).
-// Variables so that tests can make groups small.
-var (
-	stageBytes int64 = 256 << 20
-	stageFiles       = 2048
+// A baseline commits its files in groups of at most defaultStageFiles
+// files or defaultStageBytes bytes (one syncfs before and one after
+// renaming them); Config.StageFiles and StageBytes change that.
+const (
+	defaultStageBytes int64 = 256 << 20
+	defaultStageFiles       = 2048
 )
 
 const (
-	gapWait        = 30 * time.Millisecond  // an out-of-order record waits this long for the missing ones
-	behindWait     = 150 * time.Millisecond // a heartbeat ahead of us waits this long before a pull
-	maxPending     = 8192                   // out-of-order records buffered from pubsub
-	applyBatch     = 512                    // records applied per commit
-	ackEvery       = time.Second
-	retryBaseline  = 2 * time.Second
-	maxRetryWait   = 30 * time.Second
-	keyApplied     = "applied"
-	keyAppliedAt   = "applied_at"
-	keyRecordTime  = "record_time"
-	keyBaselineOK  = "baseline_done"
-	keyBaselineSeq = "baseline_seq"
+	gapWait       = 30 * time.Millisecond  // an out-of-order record waits this long for the missing ones
+	behindWait    = 150 * time.Millisecond // a heartbeat ahead of us waits this long before a pull
+	maxPending    = 8192                   // out-of-order records buffered from pubsub
+	applyBatch    = 512                    // records applied per commit
+	ackEvery      = time.Second
+	retryBaseline = 2 * time.Second
+	maxRetryWait  = 30 * time.Second
 )
 
-// replica keeps one source's folder on this node: the replicated tree, its
-// index, and the position in the source's journal.
-type replica struct {
-	n          *Node
+// Transport is what a replica needs of the network (transport.Network has
+// it).
+type Transport interface {
+	Connected(p peer.ID) bool
+	WaitConnected(ctx context.Context, p peer.ID) error
+	OnConnect(fn func(peer.ID))
+	Open(ctx context.Context, p peer.ID, proto protocol.ID) (transport.Stream, error)
+	JoinFolder(source peer.ID, folder string, members []peer.ID) (transport.Topic, error)
+}
+
+// Config is what a replica is made of.
+type Config struct {
+	Source     peer.ID
+	SourceName string
+	Folder     string
+	// Retention is how long history is kept (0: none).
+	Retention time.Duration
+	// DataDir holds the replica tree (replicas/<source>/<folder>) and its
+	// history (history/<source>/<folder>).
+	DataDir string
+	DB      *store.DB
+	Net     Transport
+	Logger  *slog.Logger
+	Metrics *Metrics // nil: none
+	// OnBaseline, if set, is called as a baseline progresses (from the
+	// replica's goroutine: it must not block).
+	OnBaseline func(BaselineEvent)
+	// StageFiles and StageBytes bound a baseline's commit groups (0: the
+	// defaults, 2048 files or 256 MiB).
+	StageFiles int
+	StageBytes int64
+}
+
+// BaselineEvent reports the progress of a baseline.
+type BaselineEvent struct {
+	Source     peer.ID
+	Folder     string
+	DoneBytes  int64
+	TotalBytes int64
+	Fetched    int64 // chunks fetched over the network so far
+	Finished   bool
+}
+
+// Replica keeps one source's folder on this node: the replicated tree, its
+// index, its history, and the position in the source's journal.
+type Replica struct {
 	source     peer.ID
 	sourceName string
 	folder     string
 	retention  time.Duration
 	rep        *store.Replica
-	hist       *history
+	hist       *history.Store
+	db         *store.DB
+	net        Transport
+	rows       index.ReplicaRows
 	log        *slog.Logger
-	bucket     []string
-	metaBkt    []string
+	m          *Metrics
+	onBaseline func(BaselineEvent)
+	stageFiles int
+	stageBytes int64
 
 	// owned by the run goroutine
-	files    *tree
-	locs     locIndex
-	pending  map[uint64]wireRecord
+	files    *index.Tree
+	locs     index.Locs
+	pending  map[uint64]wire.Record
 	repaired map[string]uint64
 	gap      *time.Timer
 
 	mu sync.Mutex // guards st
-	st replicaStatus
+	st Status
 
 	fetchedChunks atomic.Int64
 	createdInRuns atomic.Int64 // files written by createRun
@@ -81,8 +128,8 @@ type replica struct {
 	barrier       chan chan struct{}
 }
 
-// replicaStatus is what lag and status report about a replica.
-type replicaStatus struct {
+// Status is what lag and status report about a replica.
+type Status struct {
 	Applied     uint64
 	AppliedAt   time.Time // when this node applied Applied
 	RecordTime  time.Time // source time of record Applied
@@ -96,32 +143,39 @@ type replicaStatus struct {
 	Files       int
 	Bytes       int64
 	LastError   string
-	LastVerify  *VerifyReport // newest verify or scrub of this replica
 }
 
-func newReplica(n *Node, src peer.ID, srcName, folder string, retention time.Duration) (*replica, error) {
-	root := filepath.Join(n.cfg.DataPath(), "replicas", src.String(), folder)
+// New opens the replica's tree, history and index. Nothing runs until Run.
+func New(cfg Config) (*Replica, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	src, srcName, folder := cfg.Source, cfg.SourceName, cfg.Folder
+	root := filepath.Join(cfg.DataDir, "replicas", src.String(), folder)
 	rep, err := store.OpenReplica(root)
 	if err != nil {
-		return nil, fmt.Errorf("node: replica of %s/%s: %w", srcName, folder, err)
+		return nil, fmt.Errorf("replica: replica of %s/%s: %w", srcName, folder, err)
 	}
-	r := &replica{
-		n: n, source: src, sourceName: srcName, folder: folder, retention: retention, rep: rep,
-		log:      n.log.With("subsystem", "replica", "source", srcName, "folder", folder),
-		bucket:   []string{"replica", src.String(), folder, "files"},
-		metaBkt:  []string{"replica", src.String(), folder, "meta"},
-		files:    newTree(),
-		locs:     make(locIndex),
-		pending:  make(map[uint64]wireRecord),
+	r := &Replica{
+		source: src, sourceName: srcName, folder: folder, retention: cfg.Retention, rep: rep,
+		db: cfg.DB, net: cfg.Net, rows: index.Replica(src.String(), folder), m: cfg.Metrics, onBaseline: cfg.OnBaseline,
+		log:      cfg.Logger.With("subsystem", "replica", "source", srcName, "folder", folder),
+		files:    index.NewTree(),
+		locs:     make(index.Locs),
+		pending:  make(map[uint64]wire.Record),
 		repaired: make(map[string]uint64),
 		msgs:     make(chan []byte, 256),
 		kick:     make(chan struct{}, 1),
 		ackKick:  make(chan struct{}, 1),
 		barrier:  make(chan chan struct{}),
 	}
-	r.hist, err = openHistory(n.cfg.DataPath(), src.String(), folder)
+	if r.m == nil {
+		r.m = NewMetrics(nil)
+	}
+	r.stageFiles, r.stageBytes = cmp.Or(cfg.StageFiles, defaultStageFiles), cmp.Or(cfg.StageBytes, defaultStageBytes)
+	r.hist, err = history.Open(cfg.DataDir, src.String(), folder)
 	if err != nil {
-		return nil, fmt.Errorf("node: history of %s/%s: %w", srcName, folder, err)
+		return nil, fmt.Errorf("replica: history of %s/%s: %w", srcName, folder, err)
 	}
 	if err := rep.CleanTemp(); err != nil {
 		r.log.Warn("clean temporary files", "err", err)
@@ -132,59 +186,74 @@ func newReplica(n *Node, src peer.ID, srcName, folder string, retention time.Dur
 	return r, nil
 }
 
-func (r *replica) load() error {
-	return r.n.db.View(func(tx *store.Tx) error {
-		err := tx.ForEach(r.bucket, func(k, v []byte) error {
-			e, err := decodeIndexEntry(v)
-			if err != nil {
-				return fmt.Errorf("node: index of replica %s/%s, path %q: %w", r.sourceName, r.folder, k, err)
-			}
-			r.files.put(e)
-			r.locs.add(e)
-			return nil
-		})
+func (r *Replica) load() error {
+	return r.db.View(func(tx *store.Tx) error {
+		files, locs, err := r.rows.Files().LoadTree(tx)
 		if err != nil {
-			return err
+			return fmt.Errorf("replica: index of replica %s/%s: %w", r.sourceName, r.folder, err)
 		}
-		r.st.Applied = store.FromU64(tx.Get(r.metaBkt, []byte(keyApplied)))
+		r.files, r.locs = files, locs
+		m := r.rows.Meta(tx)
+		r.st.Applied, r.st.AppliedAt, r.st.RecordTime, r.st.BaselineOK = m.Applied, m.AppliedAt, m.RecordTime, m.BaselineOK
 		r.st.Head = r.st.Applied
-		if v := tx.Get(r.metaBkt, []byte(keyAppliedAt)); v != nil {
-			r.st.AppliedAt = fromNanos(int64(store.FromU64(v)))
-		}
-		if v := tx.Get(r.metaBkt, []byte(keyRecordTime)); v != nil {
-			r.st.RecordTime = fromNanos(int64(store.FromU64(v)))
-		}
-		r.st.BaselineOK = tx.Get(r.metaBkt, []byte(keyBaselineOK)) != nil
-		r.st.Files, r.st.Bytes = r.files.len(), r.files.bytes
+		r.st.Files, r.st.Bytes = r.files.Len(), r.files.Bytes()
 		return nil
 	})
 }
 
-func (r *replica) close() error { return nil }
+// Source is the peer whose folder this is.
+func (r *Replica) Source() peer.ID { return r.source }
 
-func (r *replica) status() replicaStatus {
+// SourceName is the source's name in the config.
+func (r *Replica) SourceName() string { return r.sourceName }
+
+// Folder is the folder ID.
+func (r *Replica) Folder() string { return r.folder }
+
+// Retention is how long history is kept.
+func (r *Replica) Retention() time.Duration { return r.retention }
+
+// Root is the replica tree's directory.
+func (r *Replica) Root() string { return r.rep.Root() }
+
+// History is the replica's history store.
+func (r *Replica) History() *history.Store { return r.hist }
+
+// Rows are the replica's rows in the index database.
+func (r *Replica) Rows() index.ReplicaRows { return r.rows }
+
+// FetchedChunks counts the chunks fetched from the source since start.
+func (r *Replica) FetchedChunks() int64 { return r.fetchedChunks.Load() }
+
+// ParallelCreates counts the new files written by the parallel create
+// path (a burst of new small files whose bytes all came inline).
+func (r *Replica) ParallelCreates() int64 { return r.createdInRuns.Load() }
+
+// Status returns the replica's current state.
+func (r *Replica) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.st
 }
 
-func (r *replica) setStatus(fn func(*replicaStatus)) {
+func (r *Replica) setStatus(fn func(*Status)) {
 	r.mu.Lock()
 	fn(&r.st)
 	r.mu.Unlock()
 }
 
-func (r *replica) poke(ch chan struct{}) {
+func (r *Replica) poke(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
 	}
 }
 
-func (r *replica) run(ctx context.Context) error {
-	topic, err := r.n.mesh.JoinFolder(r.source, r.folder, []peer.ID{r.source})
+// Run keeps the replica in step with its source until ctx ends.
+func (r *Replica) Run(ctx context.Context) error {
+	topic, err := r.net.JoinFolder(r.source, r.folder, []peer.ID{r.source})
 	if err != nil {
-		return fmt.Errorf("node: replica %s/%s: %w", r.sourceName, r.folder, err)
+		return fmt.Errorf("replica: replica %s/%s: %w", r.sourceName, r.folder, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -209,7 +278,7 @@ func (r *replica) run(ctx context.Context) error {
 		defer wg.Done()
 		r.ackLoop(ctx)
 	}()
-	r.n.mesh.OnConnect(func(p peer.ID) {
+	r.net.OnConnect(func(p peer.ID) {
 		if p == r.source {
 			r.poke(r.kick)
 		}
@@ -223,13 +292,13 @@ func (r *replica) run(ctx context.Context) error {
 	defer prune.Stop()
 	wait := retryBaseline
 	for ctx.Err() == nil {
-		if !r.status().BaselineOK {
+		if !r.Status().BaselineOK {
 			if err := r.baseline(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				r.log.Warn("baseline incomplete; will retry", "err", err, "retry_in", wait)
-				r.setStatus(func(s *replicaStatus) { s.LastError = err.Error() })
+				r.setStatus(func(s *Status) { s.LastError = err.Error() })
 				select {
 				case <-ctx.Done():
 					return nil
@@ -255,7 +324,7 @@ func (r *replica) run(ctx context.Context) error {
 			close(done)
 		case now := <-prune.C:
 			if r.retention > 0 {
-				if err := r.pruneHistory(now); err != nil {
+				if err := r.hist.Prune(r.db, now, r.retention, r.log); err != nil {
 					r.log.Error("prune history", "err", err)
 				}
 			}
@@ -267,18 +336,16 @@ func (r *replica) run(ctx context.Context) error {
 // onMessage handles one pubsub message from the source: records in order
 // are applied at once, out-of-order ones wait a little for the gap to fill
 // before the missing range is pulled over a stream.
-func (r *replica) onMessage(ctx context.Context, msg []byte) {
-	if len(msg) < 1 {
+func (r *Replica) onMessage(ctx context.Context, msg []byte) {
+	p, err := wire.DecodePub(msg)
+	if err != nil {
+		r.log.Warn("bad message from source", "err", err)
 		return
 	}
-	st := r.status()
-	switch msg[0] {
-	case pubHeartbeat:
-		d := decoder{b: msg[1:]}
-		head := d.uvarint()
-		if d.err != nil {
-			return
-		}
+	st := r.Status()
+	switch p.Type {
+	case wire.PubHeartbeat:
+		head := p.Head
 		// A heartbeat can arrive after newer records (gossipsub validates
 		// on several workers): one behind the applied seq is stale, not a
 		// sign of a reset journal (that is detected by a pull's end).
@@ -286,41 +353,15 @@ func (r *replica) onMessage(ctx context.Context, msg []byte) {
 		if head > st.Applied {
 			r.armGap(behindWait)
 		}
-	case pubRecord, pubAnnounce, pubRecords:
-		var recs []wireRecord
-		if msg[0] == pubRecords {
-			d := decoder{b: msg[1:]}
-			for len(d.b) > 0 && d.err == nil {
-				b := d.bytes(maxPubInline + 64)
-				if d.err != nil {
-					break
-				}
-				rec, err := decodeRecord(b)
-				if err != nil {
-					d.err = err
-					break
-				}
-				recs = append(recs, rec)
-			}
-			if d.err != nil {
-				r.log.Warn("bad records message from source", "err", d.err)
-				return
-			}
-		} else {
-			rec, err := decodeRecord(msg[1:])
-			if err != nil {
-				r.log.Warn("bad record message from source", "err", err)
-				return
-			}
-			recs = append(recs, rec)
-		}
+	case wire.PubRecord, wire.PubAnnounce, wire.PubRecords:
+		recs := p.Records
 		for _, rec := range recs {
 			r.noteHead(rec.Seq, rec.Time)
 		}
 		if !st.BaselineOK {
 			return
 		}
-		if msg[0] == pubAnnounce {
+		if p.Type == wire.PubAnnounce {
 			if recs[0].Seq > st.Applied {
 				r.armGap(0)
 			}
@@ -339,8 +380,8 @@ func (r *replica) onMessage(ctx context.Context, msg []byte) {
 	}
 }
 
-func (r *replica) noteHead(head uint64, t time.Time) {
-	r.setStatus(func(s *replicaStatus) {
+func (r *Replica) noteHead(head uint64, t time.Time) {
+	r.setStatus(func(s *Status) {
 		if head > s.Head {
 			s.Head = head
 		}
@@ -353,15 +394,15 @@ func (r *replica) noteHead(head uint64, t time.Time) {
 	})
 }
 
-func (r *replica) armGap(d time.Duration) {
+func (r *Replica) armGap(d time.Duration) {
 	r.gap.Reset(d)
 }
 
 // applyPending applies the buffered records that follow the applied seq.
-func (r *replica) applyPending(ctx context.Context) {
+func (r *Replica) applyPending(ctx context.Context) {
 	for {
-		next := r.status().Applied + 1
-		var batch []wireRecord
+		next := r.Status().Applied + 1
+		var batch []wire.Record
 		for len(batch) < applyBatch {
 			rec, ok := r.pending[next]
 			if !ok {
@@ -380,7 +421,7 @@ func (r *replica) applyPending(ctx context.Context) {
 			return
 		}
 	}
-	applied := r.status().Applied
+	applied := r.Status().Applied
 	for s := range r.pending {
 		if s <= applied {
 			delete(r.pending, s)
@@ -394,9 +435,9 @@ func (r *replica) applyPending(ctx context.Context) {
 // pull fetches the source's journal from the applied seq over a stream
 // and applies it: the repair path for lost pubsub messages, restarts and
 // reconnects.
-func (r *replica) pull(ctx context.Context) {
-	st := r.status()
-	if !st.BaselineOK || !r.n.mesh.Connected(r.source) {
+func (r *Replica) pull(ctx context.Context) {
+	st := r.Status()
+	if !st.BaselineOK || !r.net.Connected(r.source) {
 		return
 	}
 	s, err := r.openSync(ctx)
@@ -409,12 +450,12 @@ func (r *replica) pull(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	w := bufio.NewWriter(s)
-	if err := writeFrame(w, msgJournalReq, folderSeq(r.folder, st.Applied+1)); err != nil || w.Flush() != nil {
+	if err := writeFrame(w, wire.JournalReq, wire.EncodeFolderSeq(r.folder, st.Applied+1)); err != nil || w.Flush() != nil {
 		r.armGap(time.Second)
 		return
 	}
 	br := bufio.NewReaderSize(s, 256<<10)
-	var batch []wireRecord
+	var batch []wire.Record
 	flush := func() bool {
 		if len(batch) == 0 {
 			return true
@@ -439,8 +480,8 @@ func (r *replica) pull(ctx context.Context) {
 			return
 		}
 		switch typ {
-		case msgRecord:
-			rec, err := decodeRecord(body)
+		case wire.RecordFrame:
+			rec, err := wire.DecodeRecord(body)
 			if err != nil {
 				r.log.Warn("bad record from source", "err", err)
 				flush()
@@ -452,13 +493,17 @@ func (r *replica) pull(ctx context.Context) {
 			if len(batch) >= applyBatch && !flush() {
 				return
 			}
-		case msgEnd:
-			d := decoder{b: body}
-			head := d.uvarint()
+		case wire.End:
+			head, err := wire.DecodeSeq(body)
+			if err != nil {
+				r.log.Warn("bad end frame from source", "err", err)
+				flush()
+				return
+			}
 			if !flush() {
 				return
 			}
-			if applied := r.status().Applied; head < applied {
+			if applied := r.Status().Applied; head < applied {
 				r.log.Warn("source journal is behind this replica (its data was reset); re-baselining",
 					"head", head, "applied", applied)
 				r.resetBaseline()
@@ -467,15 +512,15 @@ func (r *replica) pull(ctx context.Context) {
 			r.noteHead(head, time.Time{})
 			r.applyPending(ctx)
 			return
-		case msgCompacted:
+		case wire.Compacted:
 			flush()
 			r.log.Warn("source no longer has the records this replica needs (journal compacted); re-baselining",
-				"applied", r.status().Applied)
+				"applied", r.Status().Applied)
 			r.resetBaseline()
 			return
-		case msgError:
+		case wire.Error:
 			r.log.Error("source refused journal request", "reason", string(body))
-			r.setStatus(func(s *replicaStatus) { s.LastError = string(body) })
+			r.setStatus(func(s *Status) { s.LastError = string(body) })
 			r.armGap(5 * time.Second)
 			return
 		default:
@@ -485,25 +530,25 @@ func (r *replica) pull(ctx context.Context) {
 	}
 }
 
-func (r *replica) resetBaseline() {
-	r.setStatus(func(s *replicaStatus) { s.BaselineOK = false })
-	if err := r.n.db.Update(func(tx *store.Tx) error {
-		return tx.Delete(r.metaBkt, []byte(keyBaselineOK))
+func (r *Replica) resetBaseline() {
+	r.setStatus(func(s *Status) { s.BaselineOK = false })
+	if err := r.db.Update(func(tx *store.Tx) error {
+		return r.rows.ClearBaselineDone(tx)
 	}); err != nil {
 		r.log.Error("save state", "err", err)
 	}
-	r.pending = make(map[uint64]wireRecord)
+	r.pending = make(map[uint64]wire.Record)
 	r.poke(r.kick)
 }
 
 // applyRecords applies consecutive records and commits the new applied
 // seq with the index rows in one transaction, after the files they wrote
 // are durable.
-func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
+func (r *Replica) applyRecords(ctx context.Context, recs []wire.Record) error {
 	start := time.Now()
 	ap := newApplier(r)
-	applied := r.status().Applied
-	var last wireRecord
+	applied := r.Status().Applied
+	var last wire.Record
 	var firstErr error
 	for i := 0; i < len(recs); i++ {
 		rec := recs[i]
@@ -524,12 +569,12 @@ func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
 			}
 			continue
 		}
-		c, err := DecodeChange(rec.Payload)
+		c, err := wire.DecodeChange(rec.Payload)
 		ap.seq, ap.at = rec.Seq, rec.Time
 		if err != nil {
 			r.log.Error("undecodable record from source; skipped", "seq", rec.Seq, "err", err)
 		} else if err := ap.apply(ctx, rec.Seq, c); err != nil {
-			firstErr = fmt.Errorf("node: apply record %d (%s %s) to replica %s/%s: %w", rec.Seq, c.Op, c.Path, r.sourceName, r.folder, err)
+			firstErr = fmt.Errorf("replica: apply record %d (%s %s) to replica %s/%s: %w", rec.Seq, c.Op, c.Path, r.sourceName, r.folder, err)
 			clear(ap.cur)
 			break
 		}
@@ -543,27 +588,21 @@ func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
 		return err
 	}
 	now := time.Now()
-	err := r.n.db.Update(func(tx *store.Tx) error {
+	err := r.db.Update(func(tx *store.Tx) error {
 		if err := ap.save(tx); err != nil {
 			return err
 		}
-		if err := tx.Put(r.metaBkt, []byte(keyApplied), store.U64(applied)); err != nil {
-			return err
-		}
-		if err := tx.Put(r.metaBkt, []byte(keyAppliedAt), store.U64(uint64(now.UnixNano()))); err != nil {
-			return err
-		}
-		return tx.Put(r.metaBkt, []byte(keyRecordTime), store.U64(uint64(nanos(last.Time))))
+		return r.rows.PutApplied(tx, applied, now, last.Time)
 	})
 	if err != nil {
-		return fmt.Errorf("node: save replica state %s/%s: %w", r.sourceName, r.folder, err)
+		return fmt.Errorf("replica: save replica state %s/%s: %w", r.sourceName, r.folder, err)
 	}
 	for s := range r.repaired {
 		if r.repaired[s] <= applied {
 			delete(r.repaired, s)
 		}
 	}
-	r.setStatus(func(s *replicaStatus) {
+	r.setStatus(func(s *Status) {
 		s.Applied, s.AppliedAt, s.RecordTime = applied, now, last.Time
 		if s.Head < applied {
 			s.Head = applied
@@ -577,19 +616,19 @@ func (r *replica) applyRecords(ctx context.Context, recs []wireRecord) error {
 		} else {
 			s.BehindSince = time.Time{}
 		}
-		s.Files, s.Bytes = r.files.len(), r.files.bytes
+		s.Files, s.Bytes = r.files.Len(), r.files.Bytes()
 		s.LastError = ""
 	})
-	r.n.m.applyLatency.Observe(time.Since(start).Seconds())
-	r.n.m.recordsApplied.Add(float64(len(recs)))
+	r.m.applyLatency.Observe(time.Since(start).Seconds())
+	r.m.recordsApplied.Add(float64(len(recs)))
 	r.poke(r.ackKick)
 	return firstErr
 }
 
 // ackLoop tells the source what this replica has made durable: at once
 // after each commit and every second while connected.
-func (r *replica) ackLoop(ctx context.Context) {
-	var s network.Stream
+func (r *Replica) ackLoop(ctx context.Context) {
+	var s transport.Stream
 	defer func() {
 		if s != nil {
 			s.Close()
@@ -604,15 +643,15 @@ func (r *replica) ackLoop(ctx context.Context) {
 		case <-r.ackKick:
 		case <-t.C:
 		}
-		if !r.n.mesh.Connected(r.source) {
+		if !r.net.Connected(r.source) {
 			if s != nil {
 				s.Reset()
 				s = nil
 			}
 			continue
 		}
-		st := r.status()
-		a := ack{Folder: r.folder, Applied: st.Applied, Baseline: !st.BaselineOK,
+		st := r.Status()
+		a := wire.Ack{Folder: r.folder, Applied: st.Applied, Baseline: !st.BaselineOK,
 			DoneBytes: st.DoneBytes, TotalBytes: st.TotalBytes, AppliedAt: st.AppliedAt}
 		if !st.BaselineOK {
 			a.Applied = 0
@@ -620,23 +659,23 @@ func (r *replica) ackLoop(ctx context.Context) {
 		if s == nil {
 			octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			var err error
-			s, err = r.n.mesh.Open(octx, r.source, mesh.ProtoAck)
+			s, err = r.net.Open(octx, r.source, mesh.ProtoAck)
 			cancel()
 			if err != nil {
 				s = nil
 				continue
 			}
 		}
-		if err := writeFrame(s, msgAck, a.encode()); err != nil {
+		if err := writeFrame(s, wire.AckFrame, wire.EncodeAck(a)); err != nil {
 			s.Reset()
 			s = nil
 		}
 	}
 }
 
-// sync waits until the run loop has handled everything received before
+// Sync waits until the run loop has handled everything received before
 // the call (used by the control endpoint).
-func (r *replica) sync(ctx context.Context) error {
+func (r *Replica) Sync(ctx context.Context) error {
 	done := make(chan struct{})
 	select {
 	case r.barrier <- done:
@@ -653,7 +692,7 @@ func (r *replica) sync(ctx context.Context) error {
 
 // applier applies change records to the replica tree and its index.
 type applier struct {
-	r     *replica
+	r     *Replica
 	dirty map[string]bool // index rows to rewrite
 	dirs  map[string]bool // directories whose entries changed: fsync, restore mtime
 
@@ -662,17 +701,17 @@ type applier struct {
 	seq       uint64
 	at        time.Time
 	cur       map[string]bool
-	versions  []Version
+	versions  []history.Version
 	preserved bool
 }
 
-func newApplier(r *replica) *applier {
+func newApplier(r *Replica) *applier {
 	return &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool), cur: make(map[string]bool)}
 }
 
 func (ap *applier) touch(p string) {
 	ap.dirty[p] = true
-	ap.dirs[parentOf(p)] = true
+	ap.dirs[index.Parent(p)] = true
 	ap.cur[p] = true
 }
 
@@ -680,7 +719,7 @@ func (ap *applier) touch(p string) {
 // a version at the change's seq and time.
 func (ap *applier) endChange() {
 	for p := range ap.cur {
-		ap.versions = append(ap.versions, Version{Path: p, Seq: ap.seq, Time: ap.at, Entry: ap.r.files.get(p)})
+		ap.versions = append(ap.versions, history.Version{Path: p, Seq: ap.seq, Time: ap.at, Entry: ap.r.files.Get(p)})
 	}
 	clear(ap.cur)
 }
@@ -691,7 +730,7 @@ func (ap *applier) keep(e, next *baseline.Entry) error {
 	if e == nil || e.Kind != baseline.KindFile || ap.r.retention <= 0 {
 		return nil
 	}
-	if err := ap.r.hist.preserve(ap.r.rep, e, next); err != nil {
+	if err := ap.r.hist.Preserve(ap.r.rep, e, next); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			ap.r.log.Warn("replica file missing; its history is lost", "path", e.Path, "err", err)
 			return nil
@@ -710,7 +749,7 @@ func (ap *applier) keep(e, next *baseline.Entry) error {
 // removed files' content in the history first.
 func (ap *applier) removePath(p string) error {
 	var errs []error
-	ap.r.files.walk(p, func(e *baseline.Entry) {
+	ap.r.files.Walk(p, func(e *baseline.Entry) {
 		if err := ap.keep(e, nil); err != nil {
 			errs = append(errs, err)
 		}
@@ -731,7 +770,7 @@ func (ap *applier) skip(p string, seq uint64) bool {
 	if len(ap.r.repaired) == 0 {
 		return false
 	}
-	for q := p; q != ""; q = parentOf(q) {
+	for q := p; q != ""; q = index.Parent(q) {
 		if s, ok := ap.r.repaired[q]; ok && s >= seq {
 			return true
 		}
@@ -745,12 +784,12 @@ func (ap *applier) skip(p string, seq uint64) bool {
 // share the file system's journal commits), then entered in the index in
 // seq order. It returns how many records it applied and the last of them;
 // runs shorter than minCreateRun are left to the one-by-one path.
-func (ap *applier) createRun(ctx context.Context, recs []wireRecord) (int, wireRecord, error) {
+func (ap *applier) createRun(ctx context.Context, recs []wire.Record) (int, wire.Record, error) {
 	const minCreateRun, maxParallel = 4, 4
 	r := ap.r
 	type job struct {
-		rec wireRecord
-		c   *Change
+		rec wire.Record
+		c   *wire.Change
 		e   baseline.Entry
 		err error
 	}
@@ -761,13 +800,13 @@ func (ap *applier) createRun(ctx context.Context, recs []wireRecord) (int, wireR
 		if rec.Seq != next {
 			break
 		}
-		c, err := DecodeChange(rec.Payload)
-		if err != nil || c.Op != OpPut || c.Entry.Kind != baseline.KindFile || c.BaseRoot.Defined() ||
-			r.files.get(c.Path) != nil || paths[c.Path] || ap.skip(c.Path, rec.Seq) {
+		c, err := wire.DecodeChange(rec.Payload)
+		if err != nil || c.Op != wire.OpPut || c.Entry.Kind != baseline.KindFile || c.BaseRoot.Defined() ||
+			r.files.Get(c.Path) != nil || paths[c.Path] || ap.skip(c.Path, rec.Seq) {
 			break
 		}
-		if q := parentOf(c.Path); q != "" {
-			if pe := r.files.get(q); pe != nil && pe.Kind != baseline.KindDir {
+		if q := index.Parent(c.Path); q != "" {
+			if pe := r.files.Get(q); pe != nil && pe.Kind != baseline.KindDir {
 				break
 			}
 		}
@@ -792,7 +831,7 @@ func (ap *applier) createRun(ctx context.Context, recs []wireRecord) (int, wireR
 		next++
 	}
 	if len(run) < minCreateRun {
-		return 0, wireRecord{}, nil
+		return 0, wire.Record{}, nil
 	}
 	sem := make(chan struct{}, maxParallel)
 	var wg sync.WaitGroup
@@ -818,15 +857,15 @@ func (ap *applier) createRun(ctx context.Context, recs []wireRecord) (int, wireR
 	}
 	wg.Wait()
 	n := 0
-	var last wireRecord
+	var last wire.Record
 	for _, j := range run {
 		if j.err != nil {
-			return n, last, fmt.Errorf("node: apply record %d (put %s) to replica %s/%s: %w", j.rec.Seq, j.c.Path, r.sourceName, r.folder, j.err)
+			return n, last, fmt.Errorf("replica: apply record %d (put %s) to replica %s/%s: %w", j.rec.Seq, j.c.Path, r.sourceName, r.folder, j.err)
 		}
 		ap.seq, ap.at = j.rec.Seq, j.rec.Time
 		e := j.e
-		r.files.put(&e)
-		r.locs.add(&e)
+		r.files.Put(&e)
+		r.locs.Add(&e)
 		ap.touch(e.Path)
 		ap.endChange()
 		n, last = n+1, j.rec
@@ -846,8 +885,8 @@ func (ap *applier) repairedBelow(p string, seq uint64) bool {
 	return false
 }
 
-func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
-	if c.Op == OpRename {
+func (ap *applier) apply(ctx context.Context, seq uint64, c *wire.Change) error {
+	if c.Op == wire.OpRename {
 		// A repair may already have brought one end of the move past this
 		// record: then only the other end needs updating.
 		fromDone, toDone := ap.skip(c.Path, seq), ap.skip(c.To, seq)
@@ -863,7 +902,7 @@ func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
 		return nil
 	}
 	err := ap.applyOp(ctx, c)
-	if err == nil && c.Op == OpRename && (ap.repairedBelow(c.Path, seq) || ap.repairedBelow(c.To, seq)) {
+	if err == nil && c.Op == wire.OpRename && (ap.repairedBelow(c.Path, seq) || ap.repairedBelow(c.To, seq)) {
 		// Something below the moved tree was repaired to a state newer
 		// than this record: the move carried (or dropped) it under the
 		// wrong assumptions, so bring the destination to the source's
@@ -879,12 +918,12 @@ func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
 	// and bring the paths to the source's current state.
 	ap.r.log.Info("replica differs from its index; repairing from the source", "path", c.Path, "op", c.Op.String(), "err", err)
 	paths := []string{c.Path}
-	if c.Op == OpRename {
+	if c.Op == wire.OpRename {
 		paths = append(paths, c.To)
 	}
 	for _, p := range paths {
 		var gone []string
-		ap.r.files.walk(p, func(e *baseline.Entry) {
+		ap.r.files.Walk(p, func(e *baseline.Entry) {
 			if _, lerr := ap.r.rep.Lstat(e.Path); lerr != nil {
 				gone = append(gone, e.Path)
 			}
@@ -901,19 +940,19 @@ func (ap *applier) apply(ctx context.Context, seq uint64, c *Change) error {
 	return nil
 }
 
-func (ap *applier) applyOp(ctx context.Context, c *Change) error {
+func (ap *applier) applyOp(ctx context.Context, c *wire.Change) error {
 	r := ap.r
 	switch c.Op {
-	case OpDelete:
+	case wire.OpDelete:
 		if err := ap.removePath(c.Path); err != nil {
 			return err
 		}
-	case OpRename:
-		if r.files.get(c.Path) == nil {
+	case wire.OpRename:
+		if r.files.Get(c.Path) == nil {
 			return ap.repair(ctx, c.To)
 		}
 		var errs []error
-		r.files.walk(c.To, func(e *baseline.Entry) { errs = append(errs, ap.keep(e, nil)) })
+		r.files.Walk(c.To, func(e *baseline.Entry) { errs = append(errs, ap.keep(e, nil)) })
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
@@ -921,17 +960,17 @@ func (ap *applier) applyOp(ctx context.Context, c *Change) error {
 			return err
 		}
 		for _, p := range []string{c.Path, c.To} {
-			r.files.walk(p, func(e *baseline.Entry) {
-				r.locs.drop(e)
+			r.files.Walk(p, func(e *baseline.Entry) {
+				r.locs.Drop(e)
 				ap.touch(e.Path)
 			})
 		}
-		for _, e := range r.files.rename(c.Path, c.To) {
-			r.locs.add(e)
+		for _, e := range r.files.Rename(c.Path, c.To) {
+			r.locs.Add(e)
 			ap.touch(e.Path)
 		}
-	case OpMeta:
-		e := r.files.get(c.Path)
+	case wire.OpMeta:
+		e := r.files.Get(c.Path)
 		if e == nil {
 			return ap.repair(ctx, c.Path)
 		}
@@ -940,24 +979,24 @@ func (ap *applier) applyOp(ctx context.Context, c *Change) error {
 		}
 		ne := *e
 		ne.Mode, ne.MTime = c.Entry.Mode, c.Entry.MTime
-		r.files.put(&ne)
+		r.files.Put(&ne)
 		ap.touch(c.Path)
-	case OpPut:
+	case wire.OpPut:
 		return ap.put(ctx, c)
 	}
 	return nil
 }
 
 func (ap *applier) remove(p string) {
-	for _, e := range ap.r.files.remove(p) {
-		ap.r.locs.drop(e)
+	for _, e := range ap.r.files.Remove(p) {
+		ap.r.locs.Drop(e)
 		ap.touch(e.Path)
 	}
 }
 
-func (ap *applier) put(ctx context.Context, c *Change) error {
+func (ap *applier) put(ctx context.Context, c *wire.Change) error {
 	r := ap.r
-	prev := r.files.get(c.Path)
+	prev := r.files.Get(c.Path)
 	e := c.Entry
 	e.Path = c.Path
 	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
@@ -1005,16 +1044,16 @@ func (ap *applier) put(ctx context.Context, c *Change) error {
 		}
 	}
 	if prev != nil {
-		r.locs.drop(prev)
+		r.locs.Drop(prev)
 	}
 	ne := e
-	r.files.put(&ne)
-	r.locs.add(&ne)
+	r.files.Put(&ne)
+	r.locs.Add(&ne)
 	ap.touch(c.Path)
 	return nil
 }
 
-var errChunkUnavailable = errors.New("node: chunk unavailable")
+var errChunkUnavailable = errors.New("replica: chunk unavailable")
 
 func sumChunks(cs []baseline.Chunk) int64 {
 	var n int64
@@ -1045,8 +1084,8 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 		}
 		// a chunk this replica held before (kept in its history) need
 		// not travel again
-		if ok, _ := r.hist.chunks.Has(ch.CID); ok {
-			if d, err := r.hist.chunks.Get(ch.CID); err == nil && baseline.VerifyChunk(ch.CID, d) == nil {
+		if ok, _ := r.hist.Chunks.Has(ch.CID); ok {
+			if d, err := r.hist.Chunks.Get(ch.CID); err == nil && baseline.VerifyChunk(ch.CID, d) == nil {
 				if data == nil {
 					data = make(map[cid.Cid][]byte)
 				}
@@ -1142,19 +1181,19 @@ func (rc *runCopier) add(dst *os.File, ch baseline.Chunk) error {
 	}
 	pick := locs[0]
 	for _, l := range locs {
-		if rc.n > 0 && l.path == rc.path && l.off == rc.off+rc.n {
+		if rc.n > 0 && l.Path == rc.path && l.Off == rc.off+rc.n {
 			pick = l
 			break
 		}
 	}
-	if rc.n > 0 && pick.path == rc.path && pick.off == rc.off+rc.n {
-		rc.n += int64(pick.size)
+	if rc.n > 0 && pick.Path == rc.path && pick.Off == rc.off+rc.n {
+		rc.n += int64(pick.Size)
 		return nil
 	}
 	if err := rc.flush(dst); err != nil {
 		return err
 	}
-	rc.path, rc.off, rc.n = pick.path, pick.off, int64(pick.size)
+	rc.path, rc.off, rc.n = pick.Path, pick.Off, int64(pick.Size)
 	return nil
 }
 
@@ -1170,12 +1209,12 @@ func (rc *runCopier) flush(dst *os.File) error {
 // localReader copies chunks out of the replica's files, keeping the last
 // file open.
 type localReader struct {
-	r    *replica
+	r    *Replica
 	path string
 	f    *os.File
 }
 
-func newLocalReader(r *replica) *localReader { return &localReader{r: r} }
+func newLocalReader(r *Replica) *localReader { return &localReader{r: r} }
 
 func (lr *localReader) close() {
 	if lr.f != nil {
@@ -1208,7 +1247,7 @@ func (lr *localReader) copyRange(dst *os.File, p string, off, n int64) error {
 	}
 	got, err := io.Copy(dst, io.LimitReader(lr.f, n))
 	if err != nil {
-		return fmt.Errorf("node: copy %d bytes from %s: %w", n, p, err)
+		return fmt.Errorf("replica: copy %d bytes from %s: %w", n, p, err)
 	}
 	if got != n {
 		return errChunkUnavailable // the file is shorter than the index says
@@ -1219,11 +1258,11 @@ func (lr *localReader) copyRange(dst *os.File, p string, off, n int64) error {
 // readChunk reads a chunk from the replica's files.
 func (lr *localReader) readChunk(ch baseline.Chunk) ([]byte, error) {
 	for _, l := range lr.r.locs[ch.CID] {
-		if !lr.use(l.path) {
+		if !lr.use(l.Path) {
 			continue
 		}
-		buf := make([]byte, l.size)
-		if _, err := lr.f.ReadAt(buf, l.off); err == nil {
+		buf := make([]byte, l.Size)
+		if _, err := lr.f.ReadAt(buf, l.Off); err == nil {
 			return buf, nil
 		}
 	}
@@ -1234,8 +1273,8 @@ func (lr *localReader) readChunk(ch baseline.Chunk) ([]byte, error) {
 // can be opened.
 func (lr *localReader) copyChunk(dst *os.File, ch baseline.Chunk) error {
 	for _, l := range lr.r.locs[ch.CID] {
-		if lr.use(l.path) {
-			return lr.copyRange(dst, l.path, l.off, int64(l.size))
+		if lr.use(l.Path) {
+			return lr.copyRange(dst, l.Path, l.Off, int64(l.Size))
 		}
 	}
 	return errChunkUnavailable
@@ -1257,13 +1296,13 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 	}
 	// remove what the source no longer has below p
 	var stale []string
-	r.files.walk(p, func(e *baseline.Entry) {
+	r.files.Walk(p, func(e *baseline.Entry) {
 		if !keep[e.Path] {
 			stale = append(stale, e.Path)
 		}
 	})
 	for _, s := range stale {
-		if r.files.get(s) == nil {
+		if r.files.Get(s) == nil {
 			continue
 		}
 		if err := ap.removePath(s); err != nil {
@@ -1277,7 +1316,7 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 	}
 	for i := range ents {
 		e := ents[i]
-		prev := r.files.get(e.Path)
+		prev := r.files.Get(e.Path)
 		if prev != nil && prev.SameContent(&e) {
 			if !prev.SameMeta(&e) {
 				if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
@@ -1322,11 +1361,11 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 			}
 		}
 		if prev != nil {
-			r.locs.drop(prev)
+			r.locs.Drop(prev)
 		}
 		ne := e
-		r.files.put(&ne)
-		r.locs.add(&ne)
+		r.files.Put(&ne)
+		r.locs.Add(&ne)
 		ap.touch(e.Path)
 	}
 	r.repaired[p] = seq
@@ -1334,14 +1373,14 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 }
 
 // fetchPath asks the source for the current entries of p and its subtree.
-func (r *replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.Entry, error) {
+func (r *Replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.Entry, error) {
 	s, err := r.openSync(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer s.Reset()
 	w := bufio.NewWriter(s)
-	if err := writeFrame(w, msgPathReq, appendString(appendString(nil, r.folder), p)); err != nil {
+	if err := writeFrame(w, wire.PathReq, wire.EncodePathReq(r.folder, p)); err != nil {
 		return 0, nil, err
 	}
 	if err := w.Flush(); err != nil {
@@ -1353,30 +1392,31 @@ func (r *replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.E
 	for {
 		typ, body, err := readFrame(br)
 		if err != nil {
-			return 0, nil, fmt.Errorf("node: path request to %s: %w", r.sourceName, err)
+			return 0, nil, fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)
 		}
 		switch typ {
-		case msgPathHead:
-			d := decoder{b: body}
-			seq = d.uvarint()
-		case msgEntries:
-			es, err := decodeEntries(body)
+		case wire.PathHead:
+			if seq, err = wire.DecodeSeq(body); err != nil {
+				return 0, nil, fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)
+			}
+		case wire.Entries:
+			es, err := wire.DecodeEntries(body)
 			if err != nil {
 				return 0, nil, err
 			}
 			for _, e := range es {
 				if e.Path != p && !strings.HasPrefix(e.Path, p+"/") {
-					return 0, nil, fmt.Errorf("node: source answered path %q for %q", e.Path, p)
+					return 0, nil, fmt.Errorf("replica: source answered path %q for %q", e.Path, p)
 				}
 			}
 			out = append(out, es...)
-		case msgEnd:
+		case wire.End:
 			sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 			return seq, out, nil
-		case msgError:
-			return 0, nil, &remoteError{msg: string(body)}
+		case wire.Error:
+			return 0, nil, wire.DecodeError(body)
 		default:
-			return 0, nil, fmt.Errorf("node: unexpected frame 0x%02x from %s", typ, r.sourceName)
+			return 0, nil, fmt.Errorf("replica: unexpected frame 0x%02x from %s", typ, r.sourceName)
 		}
 	}
 }
@@ -1404,7 +1444,7 @@ func (ap *applier) finish() error {
 		if rel == "" {
 			rel = "."
 		}
-		if e := r.files.get(d); e != nil && e.Kind == baseline.KindDir {
+		if e := r.files.Get(d); e != nil && e.Kind == baseline.KindDir {
 			if err := r.rep.SetMeta(d, e.Mode, e.MTime); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
@@ -1418,19 +1458,10 @@ func (ap *applier) finish() error {
 
 func (ap *applier) save(tx *store.Tx) error {
 	if ap.r.retention > 0 {
-		if err := ap.r.hist.save(tx, ap.versions); err != nil {
+		if err := ap.r.hist.Save(tx, ap.versions); err != nil {
 			return err
 		}
 	}
 	ap.versions = ap.versions[:0]
-	for p := range ap.dirty {
-		if e := ap.r.files.get(p); e != nil {
-			if err := tx.Put(ap.r.bucket, []byte(p), encodeIndexEntry(e)); err != nil {
-				return err
-			}
-		} else if err := tx.Delete(ap.r.bucket, []byte(p)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ap.r.rows.Files().Sync(tx, ap.r.files, ap.dirty)
 }

@@ -1,8 +1,7 @@
-package node
+package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,15 +16,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/index"
 	"github.com/vigil-mesh/vigil/node/watch"
+	"github.com/vigil-mesh/vigil/node/wire"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/journal"
-	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -38,29 +37,60 @@ const (
 	heartbeatEvery  = 500 * time.Millisecond
 )
 
-// agent protects one folder: it keeps the folder's index, captures
+// Watcher is what an agent needs of the folder's watcher (*watch.Watcher).
+type Watcher interface {
+	Run(ctx context.Context) error
+	Ready() <-chan struct{}
+	Batches() <-chan watch.Batch
+	Flush(ctx context.Context) error
+}
+
+// Publisher publishes on the folder's topic (a transport.Topic).
+type Publisher interface {
+	Publish(ctx context.Context, data []byte) error
+}
+
+// Config is what an agent is made of: its folder, and the journal, index
+// database, watcher and topic it works with.
+type Config struct {
+	Folder  string            // folder ID
+	Root    string            // absolute path of the folder
+	Ignore  *baseline.Matcher // paths left out
+	Backups []peer.ID         // designated backups
+	// Journal is the folder's journal; the agent closes it on Close.
+	Journal journal.Log
+	DB      *store.DB
+	Watcher Watcher
+	Topic   Publisher
+	// JournalMaxBytes: a backup further behind than this is re-baselined
+	// (0: no cap).
+	JournalMaxBytes int64
+	Logger          *slog.Logger
+	Metrics         *Metrics               // nil: none
+	PeerName        func(p peer.ID) string // for logs; nil: the ID
+}
+
+// Agent protects one folder: it keeps the folder's index, captures
 // changes into the folder's journal, publishes them and serves the
 // folder's snapshot, chunks and journal to the designated backups.
-type agent struct {
-	n       *Node
-	cfg     *config.FolderConfig
-	id      string
-	root    string
-	ignore  *baseline.Matcher
-	backups []peer.ID
-	j       *journal.Journal
-	w       *watch.Watcher
-	log     *slog.Logger
-	bucket  []string
-	ackBkt  []string
-	metaBkt []string
-
-	topicMu sync.Mutex
-	topic   *mesh.Topic
+type Agent struct {
+	id       string
+	root     string
+	ignore   *baseline.Matcher
+	backups  []peer.ID
+	j        journal.Log
+	w        Watcher
+	topic    Publisher
+	db       *store.DB
+	rows     index.AgentRows
+	log      *slog.Logger
+	m        *Metrics
+	capBytes int64
+	names    func(peer.ID) string
 
 	mu      sync.RWMutex // guards files, locs, seq, ready, scanned, acks
-	files   *tree
-	locs    locIndex
+	files   *index.Tree
+	locs    index.Locs
 	seq     uint64 // journal seq that files reflects
 	ready   bool
 	readyCh chan struct{}
@@ -91,7 +121,7 @@ const moveMemory = 5 * time.Second
 
 // movedPath translates p through the recent directory renames, or returns
 // "" when none applies.
-func (a *agent) movedPath(p string) string {
+func (a *Agent) movedPath(p string) string {
 	out := ""
 	for _, m := range a.recentMoves {
 		if p == m.from || strings.HasPrefix(p, m.from+"/") {
@@ -113,18 +143,21 @@ type backupState struct {
 	Reset      bool // told to re-baseline: its position was compacted away
 }
 
-func newAgent(n *Node, fc *config.FolderConfig) (*agent, error) {
-	ign, err := baseline.NewMatcher(fc.Ignore)
-	if err != nil {
-		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
+// New makes the agent of a folder and loads its index. Nothing runs
+// until Run. On error the journal is left to the caller.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	a := &agent{
-		n: n, cfg: fc, id: fc.ID, root: fc.AbsPath(n.cfg.Home), ignore: ign,
-		log:     n.log.With("subsystem", "agent", "folder", fc.ID),
-		bucket:  []string{"agent", fc.ID, "files"},
-		ackBkt:  []string{"agent", fc.ID, "acks"},
-		metaBkt: []string{"agent", fc.ID, "meta"},
-		files:   newTree(), locs: make(locIndex),
+	if cfg.Journal == nil || cfg.DB == nil || cfg.Watcher == nil || cfg.Topic == nil {
+		return nil, fmt.Errorf("agent: folder %q: journal, database, watcher and topic are required", cfg.Folder)
+	}
+	a := &Agent{
+		id: cfg.Folder, root: cfg.Root, ignore: cfg.Ignore, j: cfg.Journal, w: cfg.Watcher, topic: cfg.Topic,
+		db: cfg.DB, rows: index.Agent(cfg.Folder), m: cfg.Metrics, capBytes: cfg.JournalMaxBytes, names: cfg.PeerName,
+		log:     cfg.Logger.With("subsystem", "agent", "folder", cfg.Folder),
+		files:   index.NewTree(),
+		locs:    make(index.Locs),
 		readyCh: make(chan struct{}),
 		acks:    make(map[peer.ID]*backupState),
 		barrier: make(chan chan uint64),
@@ -133,64 +166,39 @@ func newAgent(n *Node, fc *config.FolderConfig) (*agent, error) {
 		recheck:   make(map[string]time.Time),
 		forceFull: make(map[string]bool),
 	}
-	for _, name := range fc.BackupTo {
-		pc, _ := n.cfg.PeerByName(name)
-		pid, err := peer.Decode(pc.ID)
-		if err != nil {
-			return nil, fmt.Errorf("node: folder %q: backup %q: %w", fc.ID, name, err)
-		}
-		a.backups = append(a.backups, pid)
-		a.acks[pid] = &backupState{}
+	if a.m == nil {
+		a.m = NewMetrics(nil)
 	}
-	sync := journal.SyncGroup
-	switch n.cfg.Node.JournalSync {
-	case "always":
-		sync = journal.SyncAlways
-	case "none":
-		sync = journal.SyncNone
-	}
-	jdir := filepath.Join(n.cfg.DataPath(), "journal", fc.ID)
-	// Segments small enough that the size cap can drop whole segments.
-	seg := min(max(n.cfg.Node.JournalMaxBytes/8, 4<<10), journal.DefaultSegmentSize)
-	a.j, err = journal.Open(jdir, journal.WithSync(sync), journal.WithLogger(a.log), journal.WithSegmentSize(seg),
-		journal.WithRegisterer(n.opts.registerer, map[string]string{"folder": fc.ID}))
-	if err != nil {
-		return nil, fmt.Errorf("node: folder %q: journal %s: %w", fc.ID, jdir, err)
+	for _, b := range cfg.Backups {
+		a.backups = append(a.backups, b)
+		a.acks[b] = &backupState{}
 	}
 	if err := a.load(); err != nil {
-		a.j.Close()
 		return nil, err
-	}
-	a.w, err = watch.New(a.root, watch.Options{
-		Quiet: time.Duration(n.cfg.Node.QuietPeriod), MaxDelay: time.Duration(n.cfg.Node.MaxDelay),
-		Ignore: ign, Logger: n.log.With("folder", fc.ID),
-		MarkerDir: filepath.Join(n.cfg.DataPath(), "watch", fc.ID),
-	})
-	if err != nil {
-		a.j.Close()
-		return nil, fmt.Errorf("node: folder %q: watch %s: %w", fc.ID, a.root, err)
 	}
 	return a, nil
 }
 
-// load reads the folder's persisted index and backup positions.
-func (a *agent) load() error {
-	return a.n.db.View(func(tx *store.Tx) error {
-		err := tx.ForEach(a.bucket, func(k, v []byte) error {
-			e, err := decodeIndexEntry(v)
-			if err != nil {
-				return fmt.Errorf("node: index of folder %q, path %q: %w", a.id, k, err)
-			}
-			a.files.put(e)
-			a.locs.add(e)
-			return nil
-		})
-		if err != nil {
-			return err
+func (a *Agent) peerName(p peer.ID) string {
+	if a.names != nil {
+		if n := a.names(p); n != "" {
+			return n
 		}
-		a.scanned = tx.Get(a.metaBkt, []byte("scanned")) != nil
+	}
+	return p.String()
+}
+
+// load reads the folder's persisted index and backup positions.
+func (a *Agent) load() error {
+	return a.db.View(func(tx *store.Tx) error {
+		files, locs, err := a.rows.Files().LoadTree(tx)
+		if err != nil {
+			return fmt.Errorf("agent: index of folder %q: %w", a.id, err)
+		}
+		a.files, a.locs = files, locs
+		a.scanned = a.rows.Meta(tx).Scanned
 		a.seq = a.j.Last()
-		return tx.ForEach(a.ackBkt, func(k, v []byte) error {
+		return a.rows.Backups(tx, func(k []byte, row index.BackupRow) error {
 			pid, err := peer.IDFromBytes(k)
 			if err != nil {
 				return nil
@@ -199,36 +207,30 @@ func (a *agent) load() error {
 			if !ok {
 				return nil // no longer a designated backup
 			}
-			d := decoder{b: v}
-			st.Applied = d.uvarint()
-			st.AppliedAt = fromNanos(d.varint())
-			st.AckedAt = fromNanos(d.varint())
-			st.Baseline = d.byte() == 1
+			st.Applied, st.AppliedAt, st.AckedAt, st.Baseline = row.Applied, row.AppliedAt, row.AckedAt, row.Baseline
 			return nil
 		})
 	})
 }
 
-func (a *agent) close() error { return a.j.Close() }
+// Close closes the folder's journal. Call it after Run returned.
+func (a *Agent) Close() error { return a.j.Close() }
 
-func (a *agent) joinTopic() (*mesh.Topic, error) {
-	a.topicMu.Lock()
-	defer a.topicMu.Unlock()
-	if a.topic != nil {
-		return a.topic, nil
-	}
-	t, err := a.n.mesh.JoinFolder(a.n.id, a.id, a.backups)
-	if err != nil {
-		return nil, err
-	}
-	a.topic = t
-	return t, nil
-}
+// ID is the folder ID.
+func (a *Agent) ID() string { return a.id }
 
-func (a *agent) run(ctx context.Context) error {
-	if _, err := a.joinTopic(); err != nil {
-		return fmt.Errorf("node: folder %q: %w", a.id, err)
-	}
+// Root is the folder's absolute path.
+func (a *Agent) Root() string { return a.root }
+
+// Ready is closed once the folder's first scan (or the rescan after a
+// restart) is done and the agent captures live changes.
+func (a *Agent) Ready() <-chan struct{} { return a.readyCh }
+
+// Backups are the folder's designated backups.
+func (a *Agent) Backups() []peer.ID { return a.backups }
+
+// Run captures the folder's changes until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -265,7 +267,7 @@ func (a *agent) run(ctx context.Context) error {
 	a.ready = true
 	close(a.readyCh)
 	a.mu.Unlock()
-	a.log.Info("folder protected", "path", a.root, "entries", a.files.len(), "bytes", a.files.bytes, "seq", a.j.Last())
+	a.log.Info("folder protected", "path", a.root, "entries", a.files.Len(), "bytes", a.files.Bytes(), "seq", a.j.Last())
 
 	hb := time.NewTicker(heartbeatEvery)
 	defer hb.Stop()
@@ -299,7 +301,7 @@ func (a *agent) run(ctx context.Context) error {
 		case reply := <-a.barrier:
 			reply <- a.j.Last()
 		case now := <-hb.C:
-			a.publish(ctx, []byte{pubHeartbeat}, u64(a.j.Last()))
+			a.publish(ctx, wire.EncodeHeartbeat(a.j.Last()))
 			a.compact()
 			if due := a.dueRechecks(now); len(due) > 0 {
 				if err := a.capture(ctx, due, false); err != nil {
@@ -313,12 +315,12 @@ func (a *agent) run(ctx context.Context) error {
 // failed handles a capture that could not be journaled: the in-memory
 // index is reloaded from disk (it may have moved ahead of the journal) and
 // a full rescan is scheduled, so the change is captured later, not lost.
-func (a *agent) failed(err error) {
+func (a *Agent) failed(err error) {
 	a.retryDelay = min(max(2*a.retryDelay, time.Second), time.Minute)
 	a.log.Error("capture failed; will rescan", "err", err, "retry_in", a.retryDelay)
-	a.n.m.captureErrors.WithLabelValues(a.id).Inc()
+	a.m.captureErrors.WithLabelValues(a.id).Inc()
 	a.mu.Lock()
-	a.files, a.locs = newTree(), make(locIndex)
+	a.files, a.locs = index.NewTree(), make(index.Locs)
 	lerr := a.load()
 	a.mu.Unlock()
 	if lerr != nil {
@@ -332,9 +334,9 @@ func (a *agent) failed(err error) {
 	})
 }
 
-// sync captures every change the watcher has pending and returns the
+// Sync captures every change the watcher has pending and returns the
 // journal head that covers them.
-func (a *agent) sync(ctx context.Context) (uint64, error) {
+func (a *Agent) Sync(ctx context.Context) (uint64, error) {
 	select {
 	case <-a.readyCh:
 	case <-ctx.Done():
@@ -357,18 +359,18 @@ func (a *agent) sync(ctx context.Context) (uint64, error) {
 	}
 }
 
-func (a *agent) reuse(rel string) (*baseline.Entry, bool) {
-	e := a.files.get(rel)
+func (a *Agent) reuse(rel string) (*baseline.Entry, bool) {
+	e := a.files.Get(rel)
 	return e, e != nil
 }
 
 // observe records the current state of rel (and, for a new directory, of
 // everything below it) into obs; nil means absent.
-func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baseline.Entry) {
+func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baseline.Entry) {
 	if _, done := obs[rel]; done || rel == "" || rel == "." {
 		return
 	}
-	prev := a.files.get(rel)
+	prev := a.files.Get(rel)
 	if a.forceFull[rel] {
 		delete(a.forceFull, rel)
 		prev = nil // chunk the whole file again
@@ -388,7 +390,7 @@ func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 			a.observe(ctx, np, obs)
 		}
 		if prev != nil {
-			a.files.walk(rel, func(d *baseline.Entry) {
+			a.files.Walk(rel, func(d *baseline.Entry) {
 				if _, ok := obs[d.Path]; !ok {
 					obs[d.Path] = nil
 				}
@@ -398,7 +400,7 @@ func (a *agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 	}
 	obs[rel] = &e
 	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
-		a.files.walk(rel, func(d *baseline.Entry) {
+		a.files.Walk(rel, func(d *baseline.Entry) {
 			if _, ok := obs[d.Path]; !ok {
 				obs[d.Path] = nil
 			}
@@ -432,7 +434,7 @@ const (
 	appendRecheck = 3 * time.Second
 )
 
-func (a *agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry) (*baseline.Entry, bool) {
+func (a *Agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry) (*baseline.Entry, bool) {
 	if prev == nil || prev.Kind != baseline.KindFile || prev.Size < appendFastMin || len(prev.Chunks) == 0 || a.ignore.Match(rel, false) {
 		return nil, false
 	}
@@ -471,7 +473,7 @@ func (a *agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry
 
 // dueRechecks returns the files captured by appendFast that have been quiet
 // long enough to be chunked in full.
-func (a *agent) dueRechecks(now time.Time) []string {
+func (a *Agent) dueRechecks(now time.Time) []string {
 	var due []string
 	for p, t := range a.recheck {
 		if now.Sub(t) >= appendRecheck {
@@ -497,7 +499,7 @@ func consistent(obs map[string]*baseline.Entry) {
 		if obs[p] == nil {
 			continue
 		}
-		for q := parentOf(p); q != ""; q = parentOf(q) {
+		for q := index.Parent(p); q != ""; q = index.Parent(q) {
 			if e, seen := obs[q]; seen && (e == nil || e.Kind != baseline.KindDir) {
 				obs[p] = nil
 				break
@@ -509,7 +511,7 @@ func consistent(obs map[string]*baseline.Entry) {
 // capture examines paths (or the whole folder) against the index, turns
 // the differences into change records, journals them, updates the index
 // and publishes the records.
-func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
+func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	start := time.Now()
 	obs := make(map[string]*baseline.Entry)
 	if full {
@@ -520,9 +522,9 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 		for i := range ents {
 			obs[ents[i].Path] = &ents[i]
 		}
-		for p := range a.files.files {
-			if _, ok := obs[p]; !ok {
-				obs[p] = nil
+		for e := range a.files.All() {
+			if _, ok := obs[e.Path]; !ok {
+				obs[e.Path] = nil
 			}
 		}
 	} else {
@@ -537,7 +539,7 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 			a.observe(ctx, p, obs)
 		}
 		for _, p := range paths {
-			if par := parentOf(p); par != "" {
+			if par := index.Parent(p); par != "" {
 				a.observe(ctx, par, obs)
 			}
 		}
@@ -553,20 +555,24 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 		// First scan: it is the snapshot; nothing to journal.
 		for _, e := range obs {
 			if e != nil {
-				a.files.put(e)
-				a.locs.add(e)
+				a.files.Put(e)
+				a.locs.Add(e)
 			}
 		}
-		err := a.n.db.Update(func(tx *store.Tx) error {
-			for _, e := range a.files.files {
-				if err := tx.Put(a.bucket, []byte(e.Path), encodeIndexEntry(e)); err != nil {
+		err := a.db.Update(func(tx *store.Tx) error {
+			files := a.rows.Files()
+			for e := range a.files.All() {
+				if err := files.Put(tx, e); err != nil {
 					return err
 				}
 			}
-			return tx.Put(a.metaBkt, []byte("scanned"), []byte{1})
+			if err := a.rows.PutSeq(tx, a.seq); err != nil {
+				return err
+			}
+			return a.rows.PutScanned(tx)
 		})
 		if err != nil {
-			return fmt.Errorf("node: save index of folder %q: %w", a.id, err)
+			return fmt.Errorf("agent: save index of folder %q: %w", a.id, err)
 		}
 		a.scanned = true
 		return nil
@@ -587,15 +593,15 @@ func (a *agent) capture(ctx context.Context, paths []string, full bool) error {
 		return err
 	}
 	a.retryDelay = 0
-	a.n.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
+	a.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
 	return nil
 }
 
 // diff turns observed states into changes, applying them to the index as
 // it goes (the caller holds a.mu). dirty collects the paths whose index
 // rows must be rewritten.
-func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool) {
-	var changes []*Change
+func (a *Agent) diff(obs map[string]*baseline.Entry) ([]*wire.Change, map[string]bool) {
+	var changes []*wire.Change
 	dirty := make(map[string]bool)
 	mark := func(es []*baseline.Entry) {
 		for _, e := range es {
@@ -613,7 +619,7 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 	type ino struct{ dev, ino uint64 }
 	gone := make(map[ino]string)
 	for _, p := range keys {
-		if prev := a.files.get(p); obs[p] == nil && prev != nil && prev.Inode != 0 {
+		if prev := a.files.Get(p); obs[p] == nil && prev != nil && prev.Inode != 0 {
 			gone[ino{prev.Dev, prev.Inode}] = p
 		}
 	}
@@ -640,7 +646,7 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 			if cur == nil || cur.Inode == 0 {
 				continue
 			}
-			if prev := a.files.get(p); prev != nil && prev.Kind == cur.Kind {
+			if prev := a.files.Get(p); prev != nil && prev.Kind == cur.Kind {
 				continue
 			}
 			orig, ok := gone[ino{cur.Dev, cur.Inode}]
@@ -648,31 +654,31 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 				continue
 			}
 			from := translate(orig)
-			src := a.files.get(from)
+			src := a.files.Get(from)
 			if src == nil || src.Kind != cur.Kind || from == p {
 				continue
 			}
 			delete(gone, ino{cur.Dev, cur.Inode})
-			a.files.walk(from, func(e *baseline.Entry) {
-				a.locs.drop(e)
+			a.files.Walk(from, func(e *baseline.Entry) {
+				a.locs.Drop(e)
 				dirty[e.Path] = true
 			})
-			moved2 := a.files.rename(from, p)
+			moved2 := a.files.Rename(from, p)
 			for _, e := range moved2 {
-				a.locs.add(e)
+				a.locs.Add(e)
 			}
 			mark(moved2)
 			if cur.Kind == baseline.KindDir {
 				moved[from] = p
 				a.recentMoves = append(a.recentMoves, dirMove{from: from, to: p, at: time.Now()})
 			}
-			changes = append(changes, &Change{Op: OpRename, Path: from, To: p})
+			changes = append(changes, &wire.Change{Op: wire.OpRename, Path: from, To: p})
 		}
 		// Entries that moved with a directory but are not on disk any more
 		// (the new directory was listed in full) are gone.
 		added := false
 		for _, to := range moved {
-			a.files.walk(to, func(e *baseline.Entry) {
+			a.files.Walk(to, func(e *baseline.Entry) {
 				if _, ok := obs[e.Path]; !ok {
 					obs[e.Path] = nil
 					keys = append(keys, e.Path)
@@ -687,32 +693,32 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 
 	// Deletes: the topmost vanished paths.
 	for _, p := range keys {
-		if obs[p] != nil || a.files.get(p) == nil {
+		if obs[p] != nil || a.files.Get(p) == nil {
 			continue
 		}
-		removed := a.files.remove(p)
+		removed := a.files.Remove(p)
 		for _, e := range removed {
-			a.locs.drop(e)
+			a.locs.Drop(e)
 		}
 		mark(removed)
-		changes = append(changes, &Change{Op: OpDelete, Path: p})
+		changes = append(changes, &wire.Change{Op: wire.OpDelete, Path: p})
 	}
 
 	// Creates, modifications and metadata changes, parents first;
 	// directory metadata last since changes inside a directory move its
 	// mtime on the backup.
-	var dirMeta []*Change
+	var dirMeta []*wire.Change
 	inline := 0
 	for _, p := range keys {
 		cur := obs[p]
 		if cur == nil {
 			continue
 		}
-		prev := a.files.get(p)
+		prev := a.files.Get(p)
 		switch {
 		case prev != nil && prev.SameContent(cur):
 			if !prev.SameMeta(cur) {
-				c := &Change{Op: OpMeta, Path: p, Entry: *cur}
+				c := &wire.Change{Op: wire.OpMeta, Path: p, Entry: *cur}
 				if cur.Kind == baseline.KindDir {
 					dirMeta = append(dirMeta, c)
 				} else {
@@ -720,24 +726,24 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 				}
 			}
 			if !prev.SameMeta(cur) || prev.Inode != cur.Inode || prev.Dev != cur.Dev {
-				a.files.put(cur)
+				a.files.Put(cur)
 				if cur.Kind == baseline.KindFile {
-					a.locs.drop(prev)
-					a.locs.add(cur)
+					a.locs.Drop(prev)
+					a.locs.Add(cur)
 				}
 				dirty[p] = true
 			}
 			continue
 		case prev != nil && prev.Kind != cur.Kind:
-			removed := a.files.remove(p)
+			removed := a.files.Remove(p)
 			for _, e := range removed {
-				a.locs.drop(e)
+				a.locs.Drop(e)
 			}
 			mark(removed)
-			changes = append(changes, &Change{Op: OpDelete, Path: p})
+			changes = append(changes, &wire.Change{Op: wire.OpDelete, Path: p})
 			prev = nil
 		}
-		c := &Change{Op: OpPut, Path: p, Entry: *cur}
+		c := &wire.Change{Op: wire.OpPut, Path: p, Entry: *cur}
 		if cur.Kind == baseline.KindFile {
 			var old []baseline.Chunk
 			if prev != nil {
@@ -748,10 +754,10 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 			inline += a.attachData(c, cur, maxInlinePerRecord)
 		}
 		if prev != nil {
-			a.locs.drop(prev)
+			a.locs.Drop(prev)
 		}
-		a.files.put(cur)
-		a.locs.add(cur)
+		a.files.Put(cur)
+		a.locs.Add(cur)
 		dirty[p] = true
 		changes = append(changes, c)
 	}
@@ -761,7 +767,7 @@ func (a *agent) diff(obs map[string]*baseline.Entry) ([]*Change, map[string]bool
 // attachData reads the bytes of the splice's added chunks that the
 // backups cannot already hold (not elsewhere in the folder) into c.Data,
 // up to limit bytes, and returns how many bytes it attached.
-func (a *agent) attachData(c *Change, cur *baseline.Entry, limit int) int {
+func (a *Agent) attachData(c *wire.Change, cur *baseline.Entry, limit int) int {
 	if len(c.Splice.Added) == 0 {
 		return 0
 	}
@@ -804,7 +810,7 @@ func (a *agent) attachData(c *Change, cur *baseline.Entry, limit int) int {
 
 // commit journals changes (in batches bounded in bytes), saves the index
 // rows and publishes the records. The caller holds a.mu.
-func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]bool) error {
+func (a *Agent) commit(ctx context.Context, changes []*wire.Change, dirty map[string]bool) error {
 	var infos []journal.RecordInfo
 	var payloads [][]byte
 	size := 0
@@ -814,7 +820,7 @@ func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]
 		}
 		in, err := a.j.AppendBatch(payloads)
 		if err != nil {
-			return fmt.Errorf("node: journal of folder %q: %w", a.id, err)
+			return fmt.Errorf("agent: journal of folder %q: %w", a.id, err)
 		}
 		a.publishRecords(ctx, in, payloads)
 		infos = append(infos, in...)
@@ -822,7 +828,7 @@ func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]
 		return nil
 	}
 	for _, c := range changes {
-		p := EncodeChange(nil, c)
+		p := wire.EncodeChange(nil, c)
 		if size+len(p) > maxBatchPayload {
 			if err := flush(); err != nil {
 				return err
@@ -835,17 +841,11 @@ func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]
 		return err
 	}
 	a.seq = a.j.Last()
-	err := a.n.db.Update(func(tx *store.Tx) error {
-		for p := range dirty {
-			if e := a.files.get(p); e != nil {
-				if err := tx.Put(a.bucket, []byte(p), encodeIndexEntry(e)); err != nil {
-					return err
-				}
-			} else if err := tx.Delete(a.bucket, []byte(p)); err != nil {
-				return err
-			}
+	err := a.db.Update(func(tx *store.Tx) error {
+		if err := a.rows.Files().Sync(tx, a.files, dirty); err != nil {
+			return err
 		}
-		return nil
+		return a.rows.PutSeq(tx, a.seq)
 	})
 	if err != nil {
 		// The records are durable; the next start's rescan re-derives the
@@ -853,7 +853,7 @@ func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]
 		a.log.Error("save index", "err", err)
 	}
 	for _, c := range changes {
-		a.n.m.changes.WithLabelValues(a.id, c.Op.String()).Inc()
+		a.m.changes.WithLabelValues(a.id, c.Op.String()).Inc()
 	}
 	a.log.Debug("captured", "records", len(infos), "head", a.seq)
 	return nil
@@ -862,46 +862,32 @@ func (a *agent) commit(ctx context.Context, changes []*Change, dirty map[string]
 // publishRecords publishes journaled records on the folder topic, packing
 // consecutive small ones into one message (one signature, one message for
 // a burst of changes); a record too large for pubsub is only announced.
-func (a *agent) publishRecords(ctx context.Context, infos []journal.RecordInfo, payloads [][]byte) {
-	var batch []byte
-	flush := func() {
-		if len(batch) > 0 {
-			a.publish(ctx, []byte{pubRecords}, batch)
-			batch = nil
-		}
-	}
+func (a *Agent) publishRecords(ctx context.Context, infos []journal.RecordInfo, payloads [][]byte) {
+	var pk wire.RecordPacker
 	for i, info := range infos {
-		r := wireRecord{Seq: info.Seq, Time: info.Time, Payload: payloads[i]}
-		if len(r.Payload) > maxPubInline {
-			flush()
-			r.Payload = nil
-			a.publish(ctx, []byte{pubAnnounce}, appendRecord(nil, r))
+		r := wire.Record{Seq: info.Seq, Time: info.Time, Payload: payloads[i]}
+		if !wire.Fits(r.Payload) {
+			a.publish(ctx, pk.Flush())
+			a.publish(ctx, wire.EncodeAnnounce(r))
 			continue
 		}
-		enc := appendRecord(nil, r)
-		if len(batch)+len(enc)+binary.MaxVarintLen64 > maxPubInline {
-			flush()
-		}
-		batch = appendBytes(batch, enc)
+		a.publish(ctx, pk.Add(r))
 	}
-	flush()
+	a.publish(ctx, pk.Flush())
 }
 
-func (a *agent) publish(ctx context.Context, typ, body []byte) {
-	a.topicMu.Lock()
-	t := a.topic
-	a.topicMu.Unlock()
-	if t == nil {
+// publish sends msg (nil: nothing) on the folder's topic.
+func (a *Agent) publish(ctx context.Context, msg []byte) {
+	if msg == nil {
 		return
 	}
-	msg := append(typ, body...)
-	if err := t.Publish(ctx, msg); err != nil && ctx.Err() == nil {
+	if err := a.topic.Publish(ctx, msg); err != nil && ctx.Err() == nil {
 		a.log.Debug("publish", "err", err)
 	}
 }
 
 // snapshot returns the folder's entries at a journal seq.
-func (a *agent) snapshot(ctx context.Context) (uint64, []*baseline.Entry, int64, error) {
+func (a *Agent) snapshot(ctx context.Context) (uint64, []*baseline.Entry, int64, error) {
 	select {
 	case <-a.readyCh:
 	case <-ctx.Done():
@@ -909,30 +895,30 @@ func (a *agent) snapshot(ctx context.Context) (uint64, []*baseline.Entry, int64,
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.seq, a.files.sorted(), a.files.bytes, nil
+	return a.seq, a.files.Sorted(), a.files.Bytes(), nil
 }
 
 // pathState returns the current entries of p and its subtree.
-func (a *agent) pathState(p string) (uint64, []*baseline.Entry) {
+func (a *Agent) pathState(p string) (uint64, []*baseline.Entry) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	var out []*baseline.Entry
-	a.files.walk(p, func(e *baseline.Entry) { out = append(out, e) })
+	a.files.Walk(p, func(e *baseline.Entry) { out = append(out, e) })
 	return a.seq, out
 }
 
 // chunkLocsBatch returns where each of cids can be read, under one lock.
-func (a *agent) chunkLocsBatch(cids []cid.Cid) [][]chunkLoc {
-	out := make([][]chunkLoc, len(cids))
+func (a *Agent) chunkLocsBatch(cids []cid.Cid) [][]index.Loc {
+	out := make([][]index.Loc, len(cids))
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	for i, c := range cids {
-		out[i] = append([]chunkLoc(nil), a.locs[c]...)
+		out[i] = append([]index.Loc(nil), a.locs[c]...)
 	}
 	return out
 }
 
-func (a *agent) isBackup(p peer.ID) bool {
+func (a *Agent) isBackup(p peer.ID) bool {
 	for _, b := range a.backups {
 		if b == p {
 			return true
@@ -942,7 +928,7 @@ func (a *agent) isBackup(p peer.ID) bool {
 }
 
 // onAck records a backup's durable position and compacts the journal.
-func (a *agent) onAck(from peer.ID, ak *ack) {
+func (a *Agent) onAck(from peer.ID, ak wire.Ack) {
 	a.mu.Lock()
 	st := a.acks[from]
 	if st == nil {
@@ -957,16 +943,9 @@ func (a *agent) onAck(from peer.ID, ak *ack) {
 	if !ak.Baseline {
 		st.Reset = false
 	}
-	v := u64(st.Applied)
-	v = binary.AppendVarint(v, nanos(st.AppliedAt))
-	v = binary.AppendVarint(v, nanos(st.AckedAt))
-	if st.Baseline {
-		v = append(v, 1)
-	} else {
-		v = append(v, 0)
-	}
+	row := index.BackupRow{Applied: st.Applied, AppliedAt: st.AppliedAt, AckedAt: st.AckedAt, Baseline: st.Baseline}
 	a.mu.Unlock()
-	if err := a.n.db.Batch(func(tx *store.Tx) error { return tx.Put(a.ackBkt, []byte(from), v) }); err != nil {
+	if err := a.db.Batch(func(tx *store.Tx) error { return a.rows.PutBackup(tx, []byte(from), row) }); err != nil {
 		a.log.Error("save ack", "peer", from.String(), "err", err)
 	}
 }
@@ -974,7 +953,7 @@ func (a *agent) onAck(from peer.ID, ak *ack) {
 // compact removes journal segments every backup has acknowledged, and
 // beyond the size cap those of backups too far behind (which then
 // re-baseline).
-func (a *agent) compact() {
+func (a *Agent) compact() {
 	a.mu.RLock()
 	min := a.j.Last()
 	for _, st := range a.acks {
@@ -987,7 +966,7 @@ func (a *agent) compact() {
 		a.log.Error("compact journal", "err", err)
 		return
 	}
-	capBytes := a.n.cfg.Node.JournalMaxBytes
+	capBytes := a.capBytes
 	if capBytes <= 0 || a.j.Size() <= capBytes {
 		return
 	}
@@ -999,7 +978,7 @@ func (a *agent) compact() {
 		if st.Applied+1 < cut && !st.Reset {
 			st.Reset = true
 			a.log.Warn("journal over its size cap: backup too far behind will re-baseline",
-				"peer", pid.String(), "backup", a.n.peerName(pid), "applied", st.Applied, "cap_bytes", capBytes)
+				"peer", pid.String(), "backup", a.peerName(pid), "applied", st.Applied, "cap_bytes", capBytes)
 		}
 	}
 	a.mu.Unlock()

@@ -1,6 +1,7 @@
-package node
+package index
 
 import (
+	"iter"
 	"path"
 	"sort"
 	"strings"
@@ -10,20 +11,21 @@ import (
 	"github.com/vigil-mesh/vigil/baseline"
 )
 
-// tree is the in-memory state of a folder: every entry by path, with a
+// Tree is the in-memory state of a folder: every entry by path, with a
 // child index so that a directory's subtree is found without a full scan.
 // It is owned by one goroutine for writes; readers hold the owner's lock.
-type tree struct {
+type Tree struct {
 	files map[string]*baseline.Entry
 	kids  map[string]map[string]struct{} // parent path ("" for the root) -> child paths
 	bytes int64                          // total size of regular files
 }
 
-func newTree() *tree {
-	return &tree{files: make(map[string]*baseline.Entry), kids: make(map[string]map[string]struct{})}
+func NewTree() *Tree {
+	return &Tree{files: make(map[string]*baseline.Entry), kids: make(map[string]map[string]struct{})}
 }
 
-func parentOf(p string) string {
+// Parent is the parent path of p, "" for a top-level path.
+func Parent(p string) string {
 	d := path.Dir(p)
 	if d == "." {
 		return ""
@@ -31,17 +33,33 @@ func parentOf(p string) string {
 	return d
 }
 
-func (t *tree) get(p string) *baseline.Entry { return t.files[p] }
+// Get returns the entry at p, nil if none.
+func (t *Tree) Get(p string) *baseline.Entry { return t.files[p] }
 
-func (t *tree) len() int { return len(t.files) }
+// Bytes is the total size of the regular files.
+func (t *Tree) Bytes() int64 { return t.bytes }
 
-// put sets the entry for e.Path, replacing what was there (a directory
+// All yields every entry, in no particular order.
+func (t *Tree) All() iter.Seq[*baseline.Entry] {
+	return func(yield func(*baseline.Entry) bool) {
+		for _, e := range t.files {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// Len is the number of entries.
+func (t *Tree) Len() int { return len(t.files) }
+
+// Put sets the entry for e.Path, replacing what was there (a directory
 // replaced by a non-directory loses its subtree).
-func (t *tree) put(e *baseline.Entry) {
+func (t *Tree) Put(e *baseline.Entry) {
 	if old := t.files[e.Path]; old != nil {
 		if old.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
 			for k := range t.kids[e.Path] {
-				t.remove(k)
+				t.Remove(k)
 			}
 		}
 		if old.Kind == baseline.KindFile {
@@ -52,7 +70,7 @@ func (t *tree) put(e *baseline.Entry) {
 	if e.Kind == baseline.KindFile {
 		t.bytes += e.Size
 	}
-	par := parentOf(e.Path)
+	par := Parent(e.Path)
 	k := t.kids[par]
 	if k == nil {
 		k = make(map[string]struct{})
@@ -61,10 +79,10 @@ func (t *tree) put(e *baseline.Entry) {
 	k[e.Path] = struct{}{}
 }
 
-// remove deletes p and its subtree and returns the removed entries.
-func (t *tree) remove(p string) []*baseline.Entry {
+// Remove deletes p and its subtree and returns the removed entries.
+func (t *Tree) Remove(p string) []*baseline.Entry {
 	var out []*baseline.Entry
-	t.walk(p, func(e *baseline.Entry) { out = append(out, e) })
+	t.Walk(p, func(e *baseline.Entry) { out = append(out, e) })
 	for _, e := range out {
 		delete(t.files, e.Path)
 		delete(t.kids, e.Path)
@@ -72,32 +90,32 @@ func (t *tree) remove(p string) []*baseline.Entry {
 			t.bytes -= e.Size
 		}
 	}
-	if k := t.kids[parentOf(p)]; k != nil {
+	if k := t.kids[Parent(p)]; k != nil {
 		delete(k, p)
 		if len(k) == 0 {
-			delete(t.kids, parentOf(p))
+			delete(t.kids, Parent(p))
 		}
 	}
 	return out
 }
 
-// rename moves from and its subtree to to (replacing what was at to) and
+// Rename moves from and its subtree to to (replacing what was at to) and
 // returns the moved entries under their new paths.
-func (t *tree) rename(from, to string) []*baseline.Entry {
-	moved := t.remove(from)
-	t.remove(to)
+func (t *Tree) Rename(from, to string) []*baseline.Entry {
+	moved := t.Remove(from)
+	t.Remove(to)
 	out := make([]*baseline.Entry, 0, len(moved))
 	for _, e := range moved {
 		ne := *e
 		ne.Path = to + strings.TrimPrefix(e.Path, from)
-		t.put(&ne)
+		t.Put(&ne)
 		out = append(out, &ne)
 	}
 	return out
 }
 
-// walk calls fn for p (if present) and each entry below it, parents first.
-func (t *tree) walk(p string, fn func(*baseline.Entry)) {
+// Walk calls fn for p (if present) and each entry below it, parents first.
+func (t *Tree) Walk(p string, fn func(*baseline.Entry)) {
 	if e := t.files[p]; e != nil {
 		fn(e)
 	}
@@ -107,12 +125,12 @@ func (t *tree) walk(p string, fn func(*baseline.Entry)) {
 	}
 	sort.Strings(kids)
 	for _, k := range kids {
-		t.walk(k, fn)
+		t.Walk(k, fn)
 	}
 }
 
-// sorted returns every entry in path order.
-func (t *tree) sorted() []*baseline.Entry {
+// Sorted returns every entry in path order.
+func (t *Tree) Sorted() []*baseline.Entry {
 	out := make([]*baseline.Entry, 0, len(t.files))
 	for _, e := range t.files {
 		out = append(out, e)
@@ -121,29 +139,31 @@ func (t *tree) sorted() []*baseline.Entry {
 	return out
 }
 
-// chunkLoc is where a chunk's bytes can be read: a file of the folder and
+// Loc is where a chunk's bytes can be read: a file of the folder and
 // an offset in it.
-type chunkLoc struct {
-	path string
-	off  int64
-	size uint32
+type Loc struct {
+	Path string
+	Off  int64
+	Size uint32
 }
 
-// locIndex maps each chunk CID to the files (and offsets) that hold it.
-type locIndex map[cid.Cid][]chunkLoc
+// Locs maps each chunk CID to the files (and offsets) that hold it.
+type Locs map[cid.Cid][]Loc
 
-func (li locIndex) add(e *baseline.Entry) {
+// Add records where e's chunks are.
+func (li Locs) Add(e *baseline.Entry) {
 	if e.Kind != baseline.KindFile {
 		return
 	}
 	var off int64
 	for _, c := range e.Chunks {
-		li[c.CID] = append(li[c.CID], chunkLoc{path: e.Path, off: off, size: c.Size})
+		li[c.CID] = append(li[c.CID], Loc{Path: e.Path, Off: off, Size: c.Size})
 		off += int64(c.Size)
 	}
 }
 
-func (li locIndex) drop(e *baseline.Entry) {
+// Drop forgets the chunk locations of e.
+func (li Locs) Drop(e *baseline.Entry) {
 	if e.Kind != baseline.KindFile {
 		return
 	}
@@ -151,7 +171,7 @@ func (li locIndex) drop(e *baseline.Entry) {
 		locs := li[c.CID]
 		out := locs[:0]
 		for _, l := range locs {
-			if l.path != e.Path {
+			if l.Path != e.Path {
 				out = append(out, l)
 			}
 		}
@@ -161,16 +181,4 @@ func (li locIndex) drop(e *baseline.Entry) {
 			li[c.CID] = out
 		}
 	}
-}
-
-// encodeIndexEntry is the bbolt form of an entry: the wire encoding plus
-// the source-local inode and device.
-func encodeIndexEntry(e *baseline.Entry) []byte { return baseline.AppendEntryLocal(nil, e) }
-
-func decodeIndexEntry(b []byte) (*baseline.Entry, error) {
-	e, _, err := baseline.DecodeEntry(b)
-	if err != nil {
-		return nil, err
-	}
-	return &e, nil
 }

@@ -1,4 +1,4 @@
-package node
+package wire
 
 import (
 	"bytes"
@@ -78,8 +78,8 @@ func TestDecodeChangeRejectsHostileRecords(t *testing.T) {
 		"trailing bytes": append(append([]byte{}, good...), 0),
 	}
 	for name, b := range cases {
-		if _, err := DecodeChange(b); !errors.Is(err, ErrBadRecord) {
-			t.Errorf("%s: err = %v, want ErrBadRecord", name, err)
+		if _, err := DecodeChange(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
 		}
 	}
 }
@@ -91,7 +91,7 @@ func FuzzDecodeChange(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeChange(b)
 		if err != nil {
-			if !errors.Is(err, ErrBadRecord) && !errors.Is(err, baseline.ErrBadEntry) && !errors.Is(err, baseline.ErrBadPath) {
+			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is not a bad-record error", err)
 			}
 			return

@@ -1,9 +1,9 @@
-package node
+package history
 
 import (
 	"bytes"
 	"fmt"
-	"sync"
+	"log/slog"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -11,7 +11,7 @@ import (
 	"github.com/vigil-mesh/vigil/store"
 )
 
-// pruneHistory drops the history that retention no longer covers. For each
+// Prune drops the history that retention no longer covers. For each
 // path, the versions older than now-retention are deleted except the newest
 // one at or before that cutoff, which is the path's state at the cutoff
 // (and is deleted too when it is a tombstone), all in one transaction.
@@ -20,14 +20,14 @@ import (
 // the commit, so a crash leaves at worst orphan chunks, which the next run
 // removes. The collection is skipped while a restore reads the history
 // store (the next run does it).
-func (r *replica) pruneHistory(now time.Time) error {
-	if r.retention <= 0 {
+func (h *Store) Prune(db *store.DB, now time.Time, retention time.Duration, log *slog.Logger) error {
+	if retention <= 0 {
 		return nil
 	}
-	cutoff := now.Add(-r.retention)
+	cutoff := now.Add(-retention)
 	live := make(map[cid.Cid]struct{})
 	var dropped, kept int
-	err := r.n.db.Update(func(tx *store.Tx) error {
+	err := db.Update(func(tx *store.Tx) error {
 		var del [][]byte
 		var group []Version // versions of the current path, in seq order
 		var keys [][]byte
@@ -55,8 +55,8 @@ func (r *replica) pruneHistory(now time.Time) error {
 			}
 			group, keys = group[:0], keys[:0]
 		}
-		err := tx.ForEach(r.hist.bucket, func(k, v []byte) error {
-			ver, err := decodeVersion(k, v)
+		err := tx.ForEach(h.bucket, func(k, v []byte) error {
+			ver, err := DecodeVersion(k, v)
 			if err != nil {
 				return err
 			}
@@ -72,7 +72,7 @@ func (r *replica) pruneHistory(now time.Time) error {
 		}
 		flush()
 		for _, k := range del {
-			if err := tx.Delete(r.hist.bucket, k); err != nil {
+			if err := tx.Delete(h.bucket, k); err != nil {
 				return err
 			}
 		}
@@ -80,21 +80,20 @@ func (r *replica) pruneHistory(now time.Time) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("node: prune history of %s/%s: %w", r.sourceName, r.folder, err)
+		return fmt.Errorf("history: prune %s: %w", h.Chunks.Dir(), err)
 	}
-	gc := r.hist.gcLock()
-	if !gc.TryLock() {
-		r.log.Debug("history chunk collection postponed: a restore is reading the history", "versions_dropped", dropped)
+	if !h.gc.TryLock() {
+		log.Debug("history chunk collection postponed: a restore is reading the history", "versions_dropped", dropped)
 		return nil
 	}
-	defer gc.Unlock()
+	defer h.gc.Unlock()
 	var chunks int
 	var freed int64
-	err = r.hist.chunks.ForEach(func(c cid.Cid, size int64) error {
+	err = h.Chunks.ForEach(func(c cid.Cid, size int64) error {
 		if _, ok := live[c]; ok {
 			return nil
 		}
-		if err := r.hist.chunks.Delete(c); err != nil {
+		if err := h.Chunks.Delete(c); err != nil {
 			return err
 		}
 		chunks++
@@ -102,21 +101,11 @@ func (r *replica) pruneHistory(now time.Time) error {
 		return nil
 	})
 	if dropped > 0 || chunks > 0 {
-		r.log.Info("history pruned", "cutoff", cutoff.UTC().Format(time.RFC3339), "versions_dropped", dropped,
+		log.Info("history pruned", "cutoff", cutoff.UTC().Format(time.RFC3339), "versions_dropped", dropped,
 			"versions_kept", kept, "chunks_freed", chunks, "bytes_freed", freed)
 	}
 	if err != nil {
-		return fmt.Errorf("node: prune history chunks of %s/%s: %w", r.sourceName, r.folder, err)
+		return fmt.Errorf("history: prune chunks in %s: %w", h.Chunks.Dir(), err)
 	}
 	return nil
-}
-
-// gcLocks holds, per history store, the lock that keeps the chunk
-// collection of pruneHistory (writer) away from restores reading chunks
-// (readers).
-var gcLocks sync.Map // *history -> *sync.RWMutex
-
-func (h *history) gcLock() *sync.RWMutex {
-	l, _ := gcLocks.LoadOrStore(h, new(sync.RWMutex))
-	return l.(*sync.RWMutex)
 }

@@ -1,4 +1,4 @@
-package node
+package restore
 
 import (
 	"context"
@@ -11,126 +11,47 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-mesh/vigil/node/config"
-
 	"github.com/ipfs/go-cid"
 
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/store"
 )
 
-// Verify checks the replicas this running node holds (all of them when
-// source and folder are empty; source is a peer ID or name): every file of
-// the replica tree is re-chunked and compared with the index (content
-// root, size, mode bits, mtime, symlink target, kind), files the index
-// does not know are reported as extra, and every chunk of the history
-// store is re-hashed against its CID. When the source is online and the
-// replica is live with nothing left to apply, the index is also compared
-// with the source's current snapshot (Against "source"). The newest report
-// of each replica is kept in its status (LastVerify).
-func (n *Node) Verify(ctx context.Context, source, folder string) ([]VerifyReport, error) {
-	var reps []*replica
-	for _, r := range n.replicas {
-		if (source == "" || matchSource(source, r.source, r.sourceName)) && (folder == "" || r.folder == folder) {
-			reps = append(reps, r)
-		}
-	}
-	if len(reps) == 0 && (source != "" || folder != "") {
-		return nil, userErrorf(ErrNoReplica, "this node keeps no folder %q of %q (see backup_for in %s)", folder, source, n.cfg.File)
-	}
-	out := make([]VerifyReport, 0, len(reps))
-	for _, r := range reps {
-		rep, err := verifyReplica(ctx, r.data())
-		if err != nil {
-			return out, err
-		}
-		r.setStatus(func(s *replicaStatus) { s.LastVerify = &rep })
-		out = append(out, rep)
-	}
-	return out, nil
-}
-
-// VerifyOffline is the local part of Verify (against this node's own
-// records) for a node that is not running.
-func VerifyOffline(cfg *config.Config, source, folder string) ([]VerifyReport, error) {
-	var out []VerifyReport
-	err := eachOfflineReplica(cfg, source, folder, func(d *replicaData) error {
-		rep, err := verifyReplica(context.Background(), d)
-		if err == nil {
-			out = append(out, rep)
-		}
-		return err
-	})
-	return out, err
-}
-
-// runScrub verifies every replica every scrub_interval (0: never) and logs
-// the problems found; the reports are in the replicas' status.
-func (n *Node) runScrub(ctx context.Context) error {
-	every := n.cfg.Node.ScrubInterval.D()
-	if every <= 0 || len(n.replicas) == 0 {
-		<-ctx.Done()
-		return nil
-	}
-	log := n.log.With("subsystem", "scrub")
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		reps, err := n.Verify(ctx, "", "")
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			log.Error("scrub", "err", err)
-		}
-		for _, rep := range reps {
-			for _, p := range rep.Problems {
-				log.Warn("scrub found a problem", "source", rep.SourceName, "folder", rep.Folder,
-					"kind", p.Kind, "path", p.Path, "detail", p.Detail)
-			}
-			if rep.OK {
-				log.Info("scrub ok", "source", rep.SourceName, "folder", rep.Folder, "files", rep.Files,
-					"bytes", rep.Bytes, "history_chunks", rep.HistoryChunks)
-			}
-		}
-	}
-}
-
 // readIndex returns the replica's current index and applied seq.
-func readIndex(d *replicaData) (map[string]*baseline.Entry, uint64, error) {
+func readIndex(d *Replica) (map[string]*baseline.Entry, uint64, error) {
 	idx := make(map[string]*baseline.Entry)
 	var applied uint64
-	err := d.db.View(func(tx *store.Tx) error {
-		applied = store.FromU64(tx.Get(d.metaBkt, []byte(keyApplied)))
-		return tx.ForEach(d.bucket, func(k, v []byte) error {
-			e, err := decodeIndexEntry(v)
-			if err != nil {
-				return fmt.Errorf("node: index of replica %s, path %q: %w", d.label(), k, err)
-			}
-			e.Path = string(k)
+	err := d.DB.View(func(tx *store.Tx) error {
+		applied = d.Rows.Meta(tx).Applied
+		err := d.Rows.Files().Load(tx, func(e *baseline.Entry) error {
 			idx[e.Path] = e
 			return nil
 		})
+		if err != nil {
+			return fmt.Errorf("restore: index of replica %s: %w", d.label(), err)
+		}
+		return nil
 	})
 	return idx, applied, err
 }
 
-func verifyReplica(ctx context.Context, d *replicaData) (VerifyReport, error) {
-	rep := VerifyReport{Source: d.source.String(), SourceName: d.srcName, Folder: d.folder,
+// Verify checks replica d: every file of the replica tree is re-chunked and
+// compared with the index (content root, size, mode bits, mtime, symlink
+// target, kind), files the index does not know are reported as extra, and
+// every chunk of the history store is re-hashed against its CID. When the
+// replica is running and its source online and caught up, the index is
+// also compared with the source's current snapshot (Against "source").
+func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
+	rep := VerifyReport{Source: d.Source, SourceName: d.SourceName, Folder: d.Folder,
 		Time: time.Now().UTC(), Against: "local", Problems: []VerifyProblem{}}
 	idx, applied, err := readIndex(d)
 	if err != nil {
 		return rep, err
 	}
 	var root *os.Root
-	if fi, err := os.Stat(d.root); err == nil && fi.IsDir() {
-		if root, err = os.OpenRoot(d.root); err != nil {
-			return rep, fmt.Errorf("node: replica %s: %w", d.label(), err)
+	if fi, err := os.Stat(d.Root); err == nil && fi.IsDir() {
+		if root, err = os.OpenRoot(d.Root); err != nil {
+			return rep, fmt.Errorf("restore: replica %s: %w", d.label(), err)
 		}
 		defer root.Close()
 	}
@@ -156,14 +77,14 @@ func verifyReplica(ctx context.Context, d *replicaData) (VerifyReport, error) {
 		}
 	}
 	if root != nil {
-		err := filepath.WalkDir(d.root, func(abs string, de fs.DirEntry, err error) error {
+		err := filepath.WalkDir(d.Root, func(abs string, de fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					return nil
 				}
 				return err
 			}
-			if abs == d.root {
+			if abs == d.Root {
 				return nil
 			}
 			if strings.HasPrefix(de.Name(), store.TempPrefix) {
@@ -172,7 +93,7 @@ func verifyReplica(ctx context.Context, d *replicaData) (VerifyReport, error) {
 				}
 				return nil
 			}
-			rel, _ := filepath.Rel(d.root, abs)
+			rel, _ := filepath.Rel(d.Root, abs)
 			rel = filepath.ToSlash(rel)
 			e := idx[rel]
 			if e == nil {
@@ -184,12 +105,12 @@ func verifyReplica(ctx context.Context, d *replicaData) (VerifyReport, error) {
 			return nil
 		})
 		if err != nil {
-			return rep, fmt.Errorf("node: walk replica %s: %w", d.label(), err)
+			return rep, fmt.Errorf("restore: walk replica %s: %w", d.label(), err)
 		}
 	}
 	// The replica may have changed while it was read: re-check each
 	// problem against a fresh index before reporting it.
-	if len(problems) > 0 && d.r != nil {
+	if len(problems) > 0 && d.Live != nil {
 		fresh, _, err := readIndex(d)
 		if err != nil {
 			return rep, err
@@ -220,16 +141,16 @@ func verifyReplica(ctx context.Context, d *replicaData) (VerifyReport, error) {
 	}
 
 	// 2. the history chunk store
-	err = d.hist.chunks.ForEach(func(c cid.Cid, size int64) error {
+	err = d.History.Chunks.ForEach(func(c cid.Cid, size int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := d.hist.chunks.Get(c)
+		data, err := d.History.Chunks.Get(c)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // pruned meanwhile
 		}
 		rep.HistoryChunks++
-		file := filepath.Join(d.hist.chunks.Dir(), c.String()[len(c.String())-2:], c.String())
+		file := filepath.Join(d.History.Chunks.Dir(), c.String()[len(c.String())-2:], c.String())
 		if err != nil {
 			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", Detail: fmt.Sprintf("chunk %s: %v", c, err)})
 			return nil
@@ -241,14 +162,14 @@ func verifyReplica(ctx context.Context, d *replicaData) (VerifyReport, error) {
 		return nil
 	})
 	if err != nil {
-		return rep, fmt.Errorf("node: verify history of %s: %w", d.label(), err)
+		return rep, fmt.Errorf("restore: verify history of %s: %w", d.label(), err)
 	}
 
 	// 3. the index against the source's current snapshot
-	if d.r != nil {
+	if d.Live != nil {
 		src, err := verifyAgainstSource(ctx, d, applied)
 		if err != nil {
-			d.log.Info("verify against the source skipped", "err", err)
+			d.Log.Info("verify against the source skipped", "err", err)
 		} else {
 			rep.Against = "source"
 			problems = append(problems, src...)
@@ -338,27 +259,8 @@ func dirPerm(m fs.FileMode) fs.FileMode { return m.Perm() | 0o700 }
 // verifyAgainstSource compares the index with the source's current
 // snapshot when the source is online and the replica is live with nothing
 // left to apply; otherwise it says why not.
-func verifyAgainstSource(ctx context.Context, d *replicaData, applied uint64) ([]VerifyProblem, error) {
-	r := d.r
-	if !r.n.mesh.Connected(r.source) {
-		return nil, errors.New("source offline")
-	}
-	if !r.status().BaselineOK {
-		return nil, errors.New("baseline not done")
-	}
-	// let the replica handle what it has received first
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := r.sync(sctx)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	if st := r.status(); st.Head > st.Applied {
-		return nil, fmt.Errorf("replica behind the source (seq %d of %d)", st.Applied, st.Head)
-	}
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	snap, err := r.fetchSnapshot(fctx)
+func verifyAgainstSource(ctx context.Context, d *Replica, applied uint64) ([]VerifyProblem, error) {
+	seq, ents, err := d.Live.SourceSnapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -366,13 +268,13 @@ func verifyAgainstSource(ctx context.Context, d *replicaData, applied uint64) ([
 	if err != nil {
 		return nil, err
 	}
-	if snap.Seq != now {
-		return nil, fmt.Errorf("source snapshot at seq %d, replica at seq %d: changes in flight", snap.Seq, now)
+	if seq != now {
+		return nil, fmt.Errorf("source snapshot at seq %d, replica at seq %d: changes in flight", seq, now)
 	}
 	var out []VerifyProblem
-	seen := make(map[string]bool, len(snap.Ents))
-	for i := range snap.Ents {
-		s := &snap.Ents[i]
+	seen := make(map[string]bool, len(ents))
+	for i := range ents {
+		s := &ents[i]
 		seen[s.Path] = true
 		e := idx[s.Path]
 		switch {

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"bufio"
@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/wire"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -25,7 +27,7 @@ type snapshotMsg struct {
 	Ents  []baseline.Entry
 }
 
-func (r *replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
+func (r *Replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
 	s, err := r.openSync(ctx)
 	if err != nil {
 		return nil, err
@@ -34,7 +36,7 @@ func (r *replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	w := bufio.NewWriter(s)
-	if err := writeFrame(w, msgSnapshotReq, []byte(r.folder)); err != nil {
+	if err := writeFrame(w, wire.SnapshotReq, wire.EncodeFolder(r.folder)); err != nil {
 		return nil, err
 	}
 	if err := w.Flush(); err != nil {
@@ -45,31 +47,29 @@ func (r *replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
 	for {
 		typ, body, err := readFrame(br)
 		if err != nil {
-			return nil, fmt.Errorf("node: snapshot from %s: %w", r.sourceName, err)
+			return nil, fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)
 		}
 		switch typ {
-		case msgSnapshotHead:
-			d := decoder{b: body}
-			snap.Seq = d.uvarint()
-			n := d.uvarint()
-			snap.Total = int64(d.uvarint() & (1<<62 - 1))
-			if d.err != nil {
-				return nil, d.fail()
-			}
-			snap.Ents = make([]baseline.Entry, 0, min(n, 1<<20))
-		case msgEntries:
-			es, err := decodeEntries(body)
+		case wire.SnapshotHead:
+			h, err := wire.DecodeHead(body)
 			if err != nil {
-				return nil, fmt.Errorf("node: snapshot from %s: %w", r.sourceName, err)
+				return nil, fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)
+			}
+			snap.Seq, snap.Total = h.Seq, h.Total
+			snap.Ents = make([]baseline.Entry, 0, min(h.Entries, 1<<16))
+		case wire.Entries:
+			es, err := wire.DecodeEntries(body)
+			if err != nil {
+				return nil, fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)
 			}
 			snap.Ents = append(snap.Ents, es...)
-		case msgEnd:
+		case wire.End:
 			sort.Slice(snap.Ents, func(i, j int) bool { return snap.Ents[i].Path < snap.Ents[j].Path })
 			return snap, nil
-		case msgError:
-			return nil, &remoteError{msg: string(body)}
+		case wire.Error:
+			return nil, wire.DecodeError(body)
 		default:
-			return nil, fmt.Errorf("node: snapshot from %s: unexpected frame 0x%02x", r.sourceName, typ)
+			return nil, fmt.Errorf("replica: snapshot from %s: unexpected frame 0x%02x", r.sourceName, typ)
 		}
 	}
 }
@@ -80,12 +80,12 @@ func (r *replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
 // one pipelined stream. Files are staged, synced in groups and renamed
 // into place; progress is saved per group so a restart resumes without
 // fetching again. Records after the snapshot's seq are applied afterwards.
-func (r *replica) baseline(ctx context.Context) error {
+func (r *Replica) baseline(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := r.n.mesh.WaitConnected(wctx, r.source)
+	err := r.net.WaitConnected(wctx, r.source)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("node: source %s (%s) not reachable: %w", r.sourceName, r.source, err)
+		return fmt.Errorf("replica: source %s (%s) not reachable: %w", r.sourceName, r.source, err)
 	}
 	snap, err := r.fetchSnapshot(ctx)
 	if err != nil {
@@ -95,7 +95,7 @@ func (r *replica) baseline(ctx context.Context) error {
 	r.rep.CacheDirs(true) // thousands of files go into the same directories
 	defer r.rep.CacheDirs(false)
 	r.log.Info("baseline started", "seq", snap.Seq, "entries", len(snap.Ents), "bytes", snap.Total)
-	r.setStatus(func(s *replicaStatus) {
+	r.setStatus(func(s *Status) {
 		s.Baseline, s.TotalBytes, s.DoneBytes = true, snap.Total, 0
 		if snap.Seq > s.Head {
 			s.Head = snap.Seq
@@ -109,8 +109,8 @@ func (r *replica) baseline(ctx context.Context) error {
 		want[snap.Ents[i].Path] = &snap.Ents[i]
 	}
 	// 1. stale paths and kind changes
-	for _, e := range r.files.sorted() {
-		if r.files.get(e.Path) == nil {
+	for _, e := range r.files.Sorted() {
+		if r.files.Get(e.Path) == nil {
 			continue // went with its parent
 		}
 		if w := want[e.Path]; w == nil || w.Kind != e.Kind {
@@ -124,14 +124,14 @@ func (r *replica) baseline(ctx context.Context) error {
 	var done int64
 	for i := range snap.Ents {
 		e := &snap.Ents[i]
-		prev := r.files.get(e.Path)
+		prev := r.files.Get(e.Path)
 		if e.Kind == baseline.KindFile {
 			if prev != nil && prev.SameContent(e) {
 				if !prev.SameMeta(e) {
 					if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
 						return err
 					}
-					r.files.put(e)
+					r.files.Put(e)
 					ap.touch(e.Path)
 				}
 				done += e.Size
@@ -153,10 +153,10 @@ func (r *replica) baseline(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.files.put(e)
+		r.files.Put(e)
 		ap.touch(e.Path)
 	}
-	r.setStatus(func(s *replicaStatus) { s.DoneBytes = done })
+	r.setStatus(func(s *Status) { s.DoneBytes = done })
 
 	// 3. files
 	failed, err := r.writeBaselineFiles(ctx, ap, files, done)
@@ -181,28 +181,19 @@ func (r *replica) baseline(ctx context.Context) error {
 	}
 	ap.endChange()
 	now := time.Now()
-	err = r.n.db.Update(func(tx *store.Tx) error {
+	err = r.db.Update(func(tx *store.Tx) error {
 		if err := ap.save(tx); err != nil {
 			return err
 		}
-		if err := tx.Put(r.metaBkt, []byte(keyApplied), store.U64(snap.Seq)); err != nil {
-			return err
-		}
-		if err := tx.Put(r.metaBkt, []byte(keyAppliedAt), store.U64(uint64(now.UnixNano()))); err != nil {
-			return err
-		}
-		if err := tx.Put(r.metaBkt, []byte(keyBaselineSeq), store.U64(snap.Seq)); err != nil {
-			return err
-		}
-		return tx.Put(r.metaBkt, []byte(keyBaselineOK), []byte{1})
+		return r.rows.PutBaselineDone(tx, snap.Seq, now)
 	})
 	if err != nil {
-		return fmt.Errorf("node: save replica state %s/%s: %w", r.sourceName, r.folder, err)
+		return fmt.Errorf("replica: save replica state %s/%s: %w", r.sourceName, r.folder, err)
 	}
-	r.setStatus(func(s *replicaStatus) {
+	r.setStatus(func(s *Status) {
 		s.Applied, s.AppliedAt, s.BaselineOK, s.Baseline = snap.Seq, now, true, false
 		s.DoneBytes = s.TotalBytes
-		s.Files, s.Bytes = r.files.len(), r.files.bytes
+		s.Files, s.Bytes = r.files.Len(), r.files.Bytes()
 		s.LastError = ""
 		if s.Head < s.Applied {
 			s.Head = s.Applied
@@ -210,17 +201,17 @@ func (r *replica) baseline(ctx context.Context) error {
 	})
 	r.progress(snap.Total, snap.Total, true)
 	el := time.Since(start)
-	r.log.Info("baseline done", "seq", snap.Seq, "entries", r.files.len(), "bytes", snap.Total,
+	r.log.Info("baseline done", "seq", snap.Seq, "entries", r.files.Len(), "bytes", snap.Total,
 		"fetched_chunks", r.fetchedChunks.Load(), "seconds", el.Seconds(),
 		"mb_per_s", float64(snap.Total)/1e6/max(el.Seconds(), 1e-9))
 	r.poke(r.ackKick)
 	return nil
 }
 
-func (r *replica) progress(done, total int64, finished bool) {
-	r.n.m.baselineDone.WithLabelValues(r.sourceName, r.folder).Set(float64(done))
-	r.n.m.baselineTotal.WithLabelValues(r.sourceName, r.folder).Set(float64(total))
-	if fn := r.n.opts.onBaseline; fn != nil {
+func (r *Replica) progress(done, total int64, finished bool) {
+	r.m.baselineDone.WithLabelValues(r.sourceName, r.folder).Set(float64(done))
+	r.m.baselineTotal.WithLabelValues(r.sourceName, r.folder).Set(float64(total))
+	if fn := r.onBaseline; fn != nil {
 		fn(BaselineEvent{Source: r.source, Folder: r.folder, DoneBytes: done, TotalBytes: total,
 			Fetched: r.fetchedChunks.Load(), Finished: finished})
 	}
@@ -228,7 +219,7 @@ func (r *replica) progress(done, total int64, finished bool) {
 
 // commitStaged makes a group of staged files durable (one syncfs), renames
 // them into place and makes the renames durable (another).
-func (r *replica) commitStaged(group []stagedFile) error {
+func (r *Replica) commitStaged(group []stagedFile) error {
 	if err := r.rep.SyncFS(); err != nil {
 		return err
 	}
@@ -248,7 +239,7 @@ type stagedFile struct {
 
 // writeBaselineFiles writes files (in order), returning the paths that
 // could not be completed because the source no longer had a chunk.
-func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*baseline.Entry, done int64) ([]string, error) {
+func (r *Replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*baseline.Entry, done int64) ([]string, error) {
 	// Plan: a chunk this replica holds, or that an earlier file of this
 	// baseline brings, is copied locally; every other one is fetched once.
 	planned := make(map[cid.Cid]bool)
@@ -273,8 +264,8 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 	var failed []string
 	var group []stagedFile
 	var groupBytes int64
-	consumed := make(map[cid.Cid]bool)       // planned chunks already taken from the stream
-	stagedLocs := make(map[cid.Cid]chunkLoc) // chunks in staged (not yet renamed) files, by temp path
+	consumed := make(map[cid.Cid]bool)        // planned chunks already taken from the stream
+	stagedLocs := make(map[cid.Cid]index.Loc) // chunks in staged (not yet renamed) files, by temp path
 	// Small files are assembled in memory and staged by a pool of
 	// goroutines: creating a file is the slow part of a small file (about
 	// half a millisecond of kernel time here), and it runs in parallel.
@@ -314,7 +305,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		group  []stagedFile
 		done   int64
 		mem    map[cid.Cid][]byte
-		staged map[cid.Cid]chunkLoc
+		staged map[cid.Cid]index.Loc
 		final  map[string]string // temp path -> replica path
 		errc   chan error
 	}
@@ -333,20 +324,20 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		}
 		ap.preserved = false
 		for _, sf := range p.group {
-			if old := r.files.get(sf.e.Path); old != nil {
-				r.locs.drop(old)
+			if old := r.files.Get(sf.e.Path); old != nil {
+				r.locs.Drop(old)
 			}
-			r.files.put(sf.e)
-			r.locs.add(sf.e)
+			r.files.Put(sf.e)
+			r.locs.Add(sf.e)
 			ap.touch(sf.e.Path)
 		}
 		ap.endChange()
-		if err := r.n.db.Update(func(tx *store.Tx) error { return ap.save(tx) }); err != nil {
+		if err := r.db.Update(func(tx *store.Tx) error { return ap.save(tx) }); err != nil {
 			return err
 		}
 		clear(ap.dirty)
-		r.setStatus(func(s *replicaStatus) { s.DoneBytes = p.done })
-		r.progress(p.done, r.status().TotalBytes, false)
+		r.setStatus(func(s *Status) { s.DoneBytes = p.done })
+		r.progress(p.done, r.Status().TotalBytes, false)
 		r.poke(r.ackKick)
 		return nil
 	}
@@ -364,7 +355,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			return nil
 		}
 		for _, sf := range group {
-			if err := ap.keep(r.files.get(sf.e.Path), sf.e); err != nil {
+			if err := ap.keep(r.files.Get(sf.e.Path), sf.e); err != nil {
 				return err
 			}
 		}
@@ -377,7 +368,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		prev = p
 		group, groupBytes = nil, 0
 		memChunks = make(map[cid.Cid][]byte)
-		stagedLocs = make(map[cid.Cid]chunkLoc)
+		stagedLocs = make(map[cid.Cid]index.Loc)
 		return nil
 	}
 	defer func() {
@@ -405,7 +396,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		}
 		return nil, false
 	}
-	stagedChunk := func(c cid.Cid) (chunkLoc, bool) {
+	stagedChunk := func(c cid.Cid) (index.Loc, bool) {
 		if l, ok := stagedLocs[c]; ok {
 			return l, true
 		}
@@ -413,14 +404,14 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			l, ok := prev.staged[c]
 			return l, ok
 		}
-		return chunkLoc{}, false
+		return index.Loc{}, false
 	}
-	openStaged := func(l chunkLoc) (*os.File, error) {
-		f, err := os.Open(l.path)
+	openStaged := func(l index.Loc) (*os.File, error) {
+		f, err := os.Open(l.Path)
 		if err == nil || prev == nil {
 			return f, err
 		}
-		rel, ok := prev.final[l.path]
+		rel, ok := prev.final[l.Path]
 		if !ok {
 			return nil, err
 		}
@@ -479,7 +470,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			inGroup++
 			groupBytes += e.Size
 			done += e.Size
-			if inGroup >= stageFiles || groupBytes >= stageBytes {
+			if inGroup >= r.stageFiles || groupBytes >= r.stageBytes {
 				if err := commit(); err != nil {
 					return nil, err
 				}
@@ -487,7 +478,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 			continue
 		}
 		missing := false
-		written := make(map[cid.Cid]chunkLoc) // chunk -> offset and size in this file
+		written := make(map[cid.Cid]index.Loc) // chunk -> offset and size in this file
 		st, err := r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error {
 			// fetched chunks are written through a buffer; local copies
 			// (which read or write f directly) flush it first
@@ -497,7 +488,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 				var err error
 				if l, ok := written[ch.CID]; ok {
 					if err = bw.Flush(); err == nil {
-						err = copyWithin(f, l.off, int64(l.size))
+						err = copyWithin(f, l.Off, int64(l.Size))
 					}
 				} else if m, ok := memChunk(ch.CID); ok {
 					err = bw.Write(m)
@@ -527,7 +518,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 					return err
 				}
 				if _, ok := written[ch.CID]; !ok && !missing {
-					written[ch.CID] = chunkLoc{off: off, size: ch.Size}
+					written[ch.CID] = index.Loc{Off: off, Size: ch.Size}
 				}
 				off += int64(ch.Size)
 			}
@@ -545,7 +536,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		}
 		for c, l := range written {
 			if _, ok := stagedLocs[c]; !ok {
-				l.path = st.TempPath()
+				l.Path = st.TempPath()
 				stagedLocs[c] = l
 			}
 		}
@@ -555,7 +546,7 @@ func (r *replica) writeBaselineFiles(ctx context.Context, ap *applier, files []*
 		inGroup++
 		groupBytes += e.Size
 		done += e.Size
-		if inGroup >= stageFiles || groupBytes >= stageBytes {
+		if inGroup >= r.stageFiles || groupBytes >= r.stageBytes {
 			if err := commit(); err != nil {
 				return nil, err
 			}
@@ -643,14 +634,14 @@ func writeVec(f *os.File, vecs [][]byte) error {
 const smallFile = 256 << 10
 
 // readStaged reads the chunk at l from a staged file.
-func readStaged(open func(chunkLoc) (*os.File, error), l chunkLoc) ([]byte, error) {
+func readStaged(open func(index.Loc) (*os.File, error), l index.Loc) ([]byte, error) {
 	f, err := open(l)
 	if err != nil {
 		return nil, errChunkUnavailable
 	}
 	defer f.Close()
-	buf := make([]byte, l.size)
-	if _, err := f.ReadAt(buf, l.off); err != nil {
+	buf := make([]byte, l.Size)
+	if _, err := f.ReadAt(buf, l.Off); err != nil {
 		return nil, errChunkUnavailable
 	}
 	return buf, nil
@@ -666,24 +657,24 @@ func copyWithin(f *os.File, off, n int64) error {
 }
 
 // copyStaged appends the chunk at l, from a staged file, to dst.
-func copyStaged(dst *os.File, open func(chunkLoc) (*os.File, error), l chunkLoc) error {
+func copyStaged(dst *os.File, open func(index.Loc) (*os.File, error), l index.Loc) error {
 	src, err := open(l)
 	if err != nil {
 		return errChunkUnavailable
 	}
 	defer src.Close()
-	if _, err := src.Seek(l.off, io.SeekStart); err != nil {
+	if _, err := src.Seek(l.Off, io.SeekStart); err != nil {
 		return err
 	}
-	_, err = io.Copy(dst, io.LimitReader(src, int64(l.size)))
+	_, err = io.Copy(dst, io.LimitReader(src, int64(l.Size)))
 	return err
 }
 
 // adoptExisting recognises a file already present in the replica with the
 // snapshot's content (written before a crash, before its index row was
 // saved): it is hashed locally instead of fetched.
-func (r *replica) adoptExisting(e *baseline.Entry) bool {
-	if r.files.get(e.Path) != nil {
+func (r *Replica) adoptExisting(e *baseline.Entry) bool {
+	if r.files.Get(e.Path) != nil {
 		return false
 	}
 	fi, err := r.rep.Lstat(e.Path)
@@ -701,12 +692,12 @@ func (r *replica) adoptExisting(e *baseline.Entry) bool {
 	if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
 		return false
 	}
-	r.files.put(e)
-	r.locs.add(e)
+	r.files.Put(e)
+	r.locs.Add(e)
 	return true
 }
 
-func (r *replica) adopted(e *baseline.Entry) bool {
-	got := r.files.get(e.Path)
+func (r *Replica) adopted(e *baseline.Entry) bool {
+	got := r.files.Get(e.Path)
 	return got == e
 }

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"bufio"
@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/mesh"
+	"github.com/vigil-mesh/vigil/node/transport"
+	"github.com/vigil-mesh/vigil/node/wire"
 )
 
 // fetched is one chunk delivered by a fetch, in request order. Data is
@@ -23,15 +24,15 @@ type fetched struct {
 	Data []byte
 }
 
-const fetchWindow = 16 // requests of chunksPerReq CIDs in flight on one stream
+const fetchWindow = 16 // requests of wire.ChunksPerRequest CIDs in flight on one stream
 
 // openSync opens a /vigil/sync stream to the replica's source.
-func (r *replica) openSync(ctx context.Context) (network.Stream, error) {
+func (r *Replica) openSync(ctx context.Context) (transport.Stream, error) {
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := r.n.mesh.Open(octx, r.source, mesh.ProtoSync)
+	s, err := r.net.Open(octx, r.source, mesh.ProtoSync)
 	if err != nil {
-		return nil, fmt.Errorf("node: open stream to source %s (%s): %w", r.sourceName, r.source, err)
+		return nil, fmt.Errorf("replica: open stream to source %s (%s): %w", r.sourceName, r.source, err)
 	}
 	return s, nil
 }
@@ -39,7 +40,7 @@ func (r *replica) openSync(ctx context.Context) (network.Stream, error) {
 // fetch asks the source for cids over one stream, pipelined in batches,
 // and hands each chunk to fn in order, verified against its CID. fn runs
 // on the caller's goroutine.
-func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) error) error {
+func (r *Replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) error) error {
 	if len(cids) == 0 {
 		return nil
 	}
@@ -53,16 +54,16 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 
 	g, gctx := errgroup.WithContext(ctx)
 	tokens := make(chan struct{}, fetchWindow)
-	out := make(chan fetched, chunksPerReq)
+	out := make(chan fetched, wire.ChunksPerRequest)
 	g.Go(func() error {
 		w := bufio.NewWriterSize(s, 64<<10)
-		for i := 0; i < len(cids); i += chunksPerReq {
+		for i := 0; i < len(cids); i += wire.ChunksPerRequest {
 			select {
 			case tokens <- struct{}{}:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-			if err := writeFrame(w, msgChunksReq, encodeCIDs(r.folder, cids[i:min(i+chunksPerReq, len(cids))])); err != nil {
+			if err := writeFrame(w, wire.ChunksReq, wire.EncodeChunksReq(r.folder, cids[i:min(i+wire.ChunksPerRequest, len(cids))])); err != nil {
 				return err
 			}
 			if err := w.Flush(); err != nil {
@@ -81,24 +82,24 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 	g.Go(func() error {
 		defer close(frames)
 		br := bufio.NewReaderSize(s, 256<<10)
-		for i := 0; i < len(cids); i += chunksPerReq {
+		for i := 0; i < len(cids); i += wire.ChunksPerRequest {
 			typ, body, err := readFrame(br)
 			if err != nil {
-				return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, err)
+				return fmt.Errorf("replica: fetch chunks from %s: %w", r.sourceName, err)
 			}
 			switch typ {
-			case msgChunks:
-			case msgError:
-				return &remoteError{msg: string(body)}
+			case wire.Chunks:
+			case wire.Error:
+				return wire.DecodeError(body)
 			default:
-				return fmt.Errorf("node: fetch chunks from %s: unexpected frame 0x%02x", r.sourceName, typ)
+				return fmt.Errorf("replica: fetch chunks from %s: unexpected frame 0x%02x", r.sourceName, typ)
 			}
 			select {
 			case <-tokens:
 			default:
 			}
 			select {
-			case frames <- frame{batch: cids[i:min(i+chunksPerReq, len(cids))], body: body}:
+			case frames <- frame{batch: cids[i:min(i+wire.ChunksPerRequest, len(cids))], body: body}:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
@@ -108,31 +109,31 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 	g.Go(func() error {
 		defer close(out)
 		for fr := range frames {
-			d := decoder{b: fr.body}
+			ans := wire.NewChunkAnswers(fr.body)
 			for _, c := range fr.batch {
 				f := fetched{CID: c}
-				if d.byte() == 1 {
-					data := d.bytes(baseline.MaxChunk)
-					if d.err != nil {
-						return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, d.fail())
-					}
+				data, err := ans.Next()
+				if err != nil {
+					return fmt.Errorf("replica: fetch chunks from %s: %w", r.sourceName, err)
+				}
+				if data != nil {
 					if err := baseline.VerifyChunk(c, data); err != nil {
 						r.log.Debug("chunk from source does not match", "cid", c.String(), "err", err)
 					} else {
 						f.Data = data
 						r.fetchedChunks.Add(1)
-						r.n.m.chunksFetched.Inc()
-						r.n.m.bytesFetched.Add(float64(len(data)))
+						r.m.chunksFetched.Inc()
+						r.m.bytesFetched.Add(float64(len(data)))
 					}
-				}
-				if d.err != nil {
-					return fmt.Errorf("node: fetch chunks from %s: %w", r.sourceName, d.fail())
 				}
 				select {
 				case out <- f:
 				case <-gctx.Done():
 					return gctx.Err()
 				}
+			}
+			if err := ans.End(); err != nil {
+				return fmt.Errorf("replica: fetch chunks from %s: %w", r.sourceName, err)
 			}
 		}
 		return nil
@@ -159,7 +160,7 @@ func (r *replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 // chunkStream fetches chunks in the background while its consumer takes
 // them in order with next.
 type chunkStream struct {
-	r      *replica
+	r      *Replica
 	in     chan fetched
 	ferr   chan error
 	cancel context.CancelFunc
@@ -168,7 +169,7 @@ type chunkStream struct {
 }
 
 // streamChunks starts fetching cids (none: an empty stream).
-func (r *replica) streamChunks(ctx context.Context, cids []cid.Cid) *chunkStream {
+func (r *Replica) streamChunks(ctx context.Context, cids []cid.Cid) *chunkStream {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &chunkStream{r: r, in: make(chan fetched, 1024), ferr: make(chan error, 1), cancel: cancel}
 	go func() {
@@ -193,10 +194,10 @@ func (s *chunkStream) next(c cid.Cid) ([]byte, error) {
 		if err := s.wait(); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("node: fetch from %s ended early", s.r.sourceName)
+		return nil, fmt.Errorf("replica: fetch from %s ended early", s.r.sourceName)
 	}
 	if !f.CID.Equals(c) {
-		return nil, fmt.Errorf("node: fetch from %s out of order", s.r.sourceName)
+		return nil, fmt.Errorf("replica: fetch from %s out of order", s.r.sourceName)
 	}
 	return f.Data, nil
 }

@@ -1,4 +1,4 @@
-package node
+package history
 
 import (
 	"encoding/binary"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -14,22 +15,6 @@ import (
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/store"
 )
-
-// History of a replica, kept on the backup node:
-//
-//   - every applied state of every path is a version row in bbolt bucket
-//     ["history", <source>, <folder>, "v"], key = path, 0x00, seq (8 bytes
-//     big endian) -- so a path's versions are adjacent and in seq order --
-//     and value = unix nanos (8 bytes BE, the source's capture time of the
-//     change), then either 0x00 (the path does not exist from then on) or
-//     0x01 followed by the entry (baseline entry codec);
-//   - the content of a version lives in the replica while the replica still
-//     holds it; chunks a change removes from the replica (a file replaced,
-//     deleted, or renamed over) are first copied into the replica's history
-//     chunk store, DATA_DIR/history/<source>/<folder>/chunks, once per CID.
-//
-// A version row and the applied seq are committed in the same transaction
-// after the chunks it depends on are durable, so a crash loses neither.
 
 // Version is one applied state of a path.
 type Version struct {
@@ -39,29 +24,34 @@ type Version struct {
 	Entry *baseline.Entry // nil: the path does not exist from this version on
 }
 
-// history is the history store of one replica.
-type history struct {
-	chunks *store.FileChunks
+// Store is the history of one replica: version rows in bbolt and the
+// chunks replaced versions need.
+type Store struct {
+	Chunks *store.FileChunks
 	bucket []string
+	gc     sync.RWMutex // write: chunk collection; read: restores reading chunks
 }
 
-func openHistory(dataDir, src, folder string) (*history, error) {
+// Open opens the history of the replica of folder from src (a peer ID
+// string) under dataDir.
+func Open(dataDir, src, folder string) (*Store, error) {
 	dir := filepath.Join(dataDir, "history", src, folder, "chunks")
 	cs, err := store.OpenFileChunks(dir, store.NoSync())
 	if err != nil {
 		return nil, err
 	}
-	return &history{chunks: cs, bucket: []string{"history", src, folder, "v"}}, nil
+	return &Store{Chunks: cs, bucket: []string{"history", src, folder, "v"}}, nil
 }
 
-func versionKey(p string, seq uint64) []byte {
+func key(p string, seq uint64) []byte {
 	k := make([]byte, 0, len(p)+9)
 	k = append(k, p...)
 	k = append(k, 0)
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-func encodeVersion(v *Version) []byte {
+// EncodeVersion is the value of a version row.
+func EncodeVersion(v *Version) []byte {
 	b := binary.BigEndian.AppendUint64(nil, uint64(v.Time.UnixNano()))
 	if v.Entry == nil {
 		return append(b, 0)
@@ -70,13 +60,13 @@ func encodeVersion(v *Version) []byte {
 	return baseline.AppendEntry(b, v.Entry)
 }
 
-// decodeVersion decodes a version row.
-func decodeVersion(k, val []byte) (Version, error) {
+// DecodeVersion decodes a version row (key and value).
+func DecodeVersion(k, val []byte) (Version, error) {
 	var v Version
 	// key = path, 0x00, 8-byte seq (paths never hold 0x00; the seq may)
 	i := len(k) - 9
 	if i < 1 || k[i] != 0 || len(val) < 9 {
-		return v, fmt.Errorf("node: bad history row %q", k)
+		return v, fmt.Errorf("history: bad history row %q", k)
 	}
 	v.Path = string(k[:i])
 	v.Seq = binary.BigEndian.Uint64(k[i+1:])
@@ -84,29 +74,29 @@ func decodeVersion(k, val []byte) (Version, error) {
 	if val[8] == 1 {
 		e, _, err := baseline.DecodeEntry(val[9:])
 		if err != nil {
-			return v, fmt.Errorf("node: history row of %q: %w", v.Path, err)
+			return v, fmt.Errorf("history: history row of %q: %w", v.Path, err)
 		}
 		v.Entry = &e
 	}
 	return v, nil
 }
 
-// save writes version rows in tx.
-func (h *history) save(tx *store.Tx, vs []Version) error {
+// Save writes version rows in tx.
+func (h *Store) Save(tx *store.Tx, vs []Version) error {
 	for i := range vs {
-		if err := tx.Put(h.bucket, versionKey(vs[i].Path, vs[i].Seq), encodeVersion(&vs[i])); err != nil {
+		if err := tx.Put(h.bucket, key(vs[i].Path, vs[i].Seq), EncodeVersion(&vs[i])); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// preserve copies the chunks of file e that keep does not hold (the new
+// Preserve copies the chunks of file e that keep does not hold (the new
 // version of the same path, or nil) from the replica into the history
 // chunk store, before the replica's copy is replaced or removed. A chunk
 // that cannot be read or does not match is skipped with its error: the
 // caller decides whether to go on.
-func (h *history) preserve(rep *store.Replica, e *baseline.Entry, keep *baseline.Entry) error {
+func (h *Store) Preserve(rep *store.Replica, e *baseline.Entry, keep *baseline.Entry) error {
 	if e == nil || e.Kind != baseline.KindFile || len(e.Chunks) == 0 {
 		return nil
 	}
@@ -131,25 +121,25 @@ func (h *history) preserve(rep *store.Replica, e *baseline.Entry, keep *baseline
 			continue
 		}
 		kept[c.CID] = true
-		if ok, _ := h.chunks.Has(c.CID); ok {
+		if ok, _ := h.Chunks.Has(c.CID); ok {
 			continue
 		}
 		if f == nil {
 			var err error
 			if f, err = rep.Open(e.Path); err != nil {
-				return fmt.Errorf("node: keep history of %s: %w", e.Path, err)
+				return fmt.Errorf("history: keep history of %s: %w", e.Path, err)
 			}
 		}
 		buf := make([]byte, c.Size)
 		if _, err := f.ReadAt(buf, at); err != nil && !errors.Is(err, io.EOF) {
-			errs = append(errs, fmt.Errorf("node: keep history of %s: %w", e.Path, err))
+			errs = append(errs, fmt.Errorf("history: keep history of %s: %w", e.Path, err))
 			continue
 		}
 		if err := baseline.VerifyChunk(c.CID, buf); err != nil {
-			errs = append(errs, fmt.Errorf("node: keep history of %s: replica copy damaged: %w", e.Path, err))
+			errs = append(errs, fmt.Errorf("history: keep history of %s: replica copy damaged: %w", e.Path, err))
 			continue
 		}
-		if err := h.chunks.Put(c.CID, buf); err != nil {
+		if err := h.Chunks.Put(c.CID, buf); err != nil {
 			return err
 		}
 	}
@@ -157,14 +147,14 @@ func (h *history) preserve(rep *store.Replica, e *baseline.Entry, keep *baseline
 }
 
 // Versions returns the versions of path p (oldest first) from tx.
-func (h *history) versions(tx *store.Tx, p string) ([]Version, error) {
+func (h *Store) Versions(tx *store.Tx, p string) ([]Version, error) {
 	var out []Version
 	prefix := append([]byte(p), 0)
 	err := tx.Seek(h.bucket, prefix, func(k, v []byte) error {
 		if len(k) != len(prefix)+8 {
 			return nil // a longer path sharing the prefix cannot contain 0x00: defensive
 		}
-		ver, err := decodeVersion(k, v)
+		ver, err := DecodeVersion(k, v)
 		if err != nil {
 			return err
 		}
@@ -172,4 +162,35 @@ func (h *history) versions(tx *store.Tx, p string) ([]Version, error) {
 		return nil
 	})
 	return out, err
+}
+
+// ForEach calls fn for every version row, in path then seq order.
+func (h *Store) ForEach(tx *store.Tx, fn func(Version) error) error {
+	return tx.ForEach(h.bucket, func(k, v []byte) error {
+		ver, err := DecodeVersion(k, v)
+		if err != nil {
+			return err
+		}
+		return fn(ver)
+	})
+}
+
+// HasPath reports whether p or a path below it has a version row.
+func (h *Store) HasPath(tx *store.Tx, p string) bool {
+	found := false
+	stop := errors.New("found")
+	for _, prefix := range []string{p + "\x00", p + "/"} {
+		tx.Seek(h.bucket, []byte(prefix), func(k, v []byte) error { found = true; return stop })
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadLock keeps Prune from deleting chunks until the returned func is
+// called: a restore holds it while it reads the history chunk store.
+func (h *Store) ReadLock() (unlock func()) {
+	h.gc.RLock()
+	return h.gc.RUnlock
 }

@@ -1,0 +1,36 @@
+package agent
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the source-side series, shared by a node's agents (labelled
+// by folder). Names keep the vigil_node_ prefix dashboards know.
+type Metrics struct {
+	changes        *prometheus.CounterVec
+	captureErrors  *prometheus.CounterVec
+	captureLatency *prometheus.HistogramVec
+	chunksSent     prometheus.Counter
+	bytesSent      prometheus.Counter
+}
+
+// NewMetrics makes the series and registers them on reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	const ns, sub = "vigil", "node"
+	m := &Metrics{
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "changes_captured_total", Help: "Changes captured into the journal, by folder and operation."}, []string{"folder", "op"}),
+		captureErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "capture_errors_total", Help: "Captures that could not be journaled (retried by a rescan)."}, []string{"folder"}),
+		captureLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "capture_seconds", Help: "Time from a settled batch of paths to its records being durable and published.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"folder"}),
+		chunksSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "chunks_sent_total", Help: "Chunks served to backups over streams."}),
+		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "chunk_bytes_sent_total", Help: "Chunk bytes served to backups over streams."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.changes, m.captureErrors, m.captureLatency, m.chunksSent, m.bytesSent)
+	}
+	return m
+}

@@ -1,0 +1,197 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"github.com/vigil-mesh/vigil/node/history"
+	"github.com/vigil-mesh/vigil/node/restore"
+)
+
+// ErrNotRunning is returned by the control client when no node answers.
+var ErrNotRunning = errors.New("control: node not running")
+
+// Client talks to a running node's control endpoint.
+type Client struct {
+	addr string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the control endpoint at
+// (network, addr), as given by Config.ControlAddr.
+func NewClient(network, addr string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	return &Client{addr: addr, hc: &http.Client{Transport: tr}}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) && ne.Op == "dial" {
+			return fmt.Errorf("%w: nothing answers on %s (is `vigil run` started?)", ErrNotRunning, c.addr)
+		}
+		return fmt.Errorf("control: endpoint %s: %w", c.addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var b [512]byte
+		k, _ := resp.Body.Read(b[:])
+		return fmt.Errorf("control: endpoint %s: %s: %s", c.addr, resp.Status, b[:k])
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Lag fetches the node's lag report.
+func (c *Client) Lag(ctx context.Context) (LagReport, error) {
+	var r LagReport
+	err := c.do(ctx, http.MethodGet, "/v1/lag", &r)
+	return r, err
+}
+
+// WaitSynced asks the node to capture pending changes and wait up to d
+// for every pair to be live with nothing left to apply.
+func (c *Client) WaitSynced(ctx context.Context, d time.Duration) (LagReport, bool, error) {
+	var r LagReport
+	err := c.do(ctx, http.MethodPost, "/v1/wait-synced?timeout="+d.String(), &r)
+	return r, r.Synced != nil && *r.Synced, err
+}
+
+// Status fetches the node's status report.
+func (c *Client) Status(ctx context.Context) (StatusReport, error) {
+	var r StatusReport
+	err := c.do(ctx, http.MethodGet, "/v1/status", &r)
+	return r, err
+}
+
+// send does a request with a JSON body (nil: none) and returns the answer
+// when its status is 200; other answers become errors.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) && ne.Op == "dial" {
+			return nil, fmt.Errorf("%w: nothing answers on %s (is `vigil run` started?)", ErrNotRunning, c.addr)
+		}
+		return nil, fmt.Errorf("control: endpoint %s: %w", c.addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var ce controlError
+		if json.Unmarshal(b, &ce) == nil && ce.Error != "" {
+			return nil, remoteUserError(ce.Error, ce.Code)
+		}
+		return nil, fmt.Errorf("control: endpoint %s: %s: %s", c.addr, resp.Status, bytes.TrimSpace(b))
+	}
+	return resp, nil
+}
+
+// Restore asks the running node to restore; progress (if not nil) is
+// called with the bytes written so far and the total. req.To is made
+// absolute here.
+func (c *Client) Restore(ctx context.Context, req restore.RestoreRequest, progress func(done, total int64)) (restore.RestoreResult, error) {
+	if req.To != "" {
+		abs, err := filepath.Abs(req.To)
+		if err != nil {
+			return restore.RestoreResult{}, err
+		}
+		req.To = abs
+	}
+	resp, err := c.send(ctx, http.MethodPost, "/v1/restore", req)
+	if err != nil {
+		return restore.RestoreResult{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l restoreLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return restore.RestoreResult{}, fmt.Errorf("control: endpoint %s: bad restore answer: %w", c.addr, err)
+		}
+		switch {
+		case l.Error != "":
+			return restore.RestoreResult{}, remoteUserError(l.Error, l.Code)
+		case l.Result != nil:
+			return *l.Result, nil
+		case l.Done != nil && l.Total != nil && progress != nil:
+			progress(*l.Done, *l.Total)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return restore.RestoreResult{}, fmt.Errorf("control: endpoint %s: restore: %w", c.addr, err)
+	}
+	return restore.RestoreResult{}, fmt.Errorf("control: endpoint %s: restore answer ended without a result", c.addr)
+}
+
+// Verify asks the running node to verify its replicas (all when source
+// and folder are empty).
+func (c *Client) Verify(ctx context.Context, source, folder string) ([]restore.VerifyReport, error) {
+	q := url.Values{}
+	q.Set("source", source)
+	q.Set("folder", folder)
+	resp, err := c.send(ctx, http.MethodPost, "/v1/verify?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []restore.VerifyReport
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("control: endpoint %s: verify: %w", c.addr, err)
+	}
+	return out, nil
+}
+
+// History asks the running node for the versions of path p.
+func (c *Client) History(ctx context.Context, source, folder, p string) ([]history.Version, error) {
+	q := url.Values{}
+	q.Set("source", source)
+	q.Set("folder", folder)
+	q.Set("path", p)
+	resp, err := c.send(ctx, http.MethodGet, "/v1/history?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []history.Version
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("control: endpoint %s: history: %w", c.addr, err)
+	}
+	return out, nil
+}

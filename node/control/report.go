@@ -1,0 +1,95 @@
+package control
+
+import (
+	"time"
+
+	"github.com/vigil-mesh/vigil/node/restore"
+)
+
+// Pair states, as reported by lag.
+const (
+	StateBaseline   = "baseline"
+	StateCatchingUp = "catching-up"
+	StateLive       = "live"
+	StateOffline    = "offline"
+)
+
+// LagReport is the answer to `vigil lag --json` (see the contract).
+type LagReport struct {
+	Node   string    `json:"node"`
+	Time   time.Time `json:"time"`
+	Pairs  []LagPair `json:"pairs"`
+	Synced *bool     `json:"synced,omitempty"` // set by a wait-synced request
+}
+
+// LagPair is the replication lag of one (source, folder, backup) pair.
+type LagPair struct {
+	Source             string     `json:"source"`
+	SourceName         string     `json:"source_name"`
+	Folder             string     `json:"folder"`
+	Target             string     `json:"target"`
+	TargetName         string     `json:"target_name"`
+	State              string     `json:"state"`
+	HeadSeq            uint64     `json:"head_seq"`
+	AppliedSeq         uint64     `json:"applied_seq"`
+	LagSeq             uint64     `json:"lag_seq"`
+	LagBytes           int64      `json:"lag_bytes"`
+	LagSeconds         float64    `json:"lag_seconds"`
+	BaselineDoneBytes  int64      `json:"baseline_done_bytes"`
+	BaselineTotalBytes int64      `json:"baseline_total_bytes"`
+	LastApplied        *time.Time `json:"last_applied"`
+	OfflineSince       *time.Time `json:"offline_since,omitempty"` // last time the backup was heard from
+}
+
+// StatusReport is the answer to `vigil status --json`.
+type StatusReport struct {
+	ID           string          `json:"id"`
+	Name         string          `json:"name"`
+	Addrs        []string        `json:"addrs"`
+	Started      time.Time       `json:"started"`
+	Peers        []PeerReport    `json:"peers"`
+	Folders      []FolderReport  `json:"folders"`
+	Replicas     []ReplicaReport `json:"replicas"`
+	JournalBytes int64           `json:"journal_bytes"`
+}
+
+// PeerReport is one configured peer.
+type PeerReport struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Connected bool     `json:"connected"`
+	Addrs     []string `json:"addrs"`
+	RTTMillis float64  `json:"rtt_ms"`
+}
+
+// FolderReport is one protected folder.
+type FolderReport struct {
+	ID           string   `json:"id"`
+	Path         string   `json:"path"`
+	Entries      int      `json:"entries"`
+	Bytes        int64    `json:"bytes"`
+	BackupTo     []string `json:"backup_to"`
+	JournalFirst uint64   `json:"journal_first_seq"`
+	JournalLast  uint64   `json:"journal_last_seq"`
+	JournalBytes int64    `json:"journal_bytes"`
+}
+
+// ReplicaReport is one replica held for another node.
+type ReplicaReport struct {
+	Source             string                `json:"source"`
+	SourceName         string                `json:"source_name"`
+	Folder             string                `json:"folder"`
+	Path               string                `json:"path"`
+	State              string                `json:"state"`
+	Files              int                   `json:"files"`
+	Bytes              int64                 `json:"bytes"`
+	AppliedSeq         uint64                `json:"applied_seq"`
+	HeadSeq            uint64                `json:"head_seq"`
+	BaselineDoneBytes  int64                 `json:"baseline_done_bytes"`
+	BaselineTotalBytes int64                 `json:"baseline_total_bytes"`
+	ChunksFetched      int64                 `json:"chunks_fetched"`
+	LastError          string                `json:"last_error,omitempty"`
+	RetentionHours     float64               `json:"retention_hours"`
+	HistoryBytes       int64                 `json:"history_bytes"`
+	LastVerify         *restore.VerifyReport `json:"last_verify,omitempty"` // newest verify or background scrub
+}

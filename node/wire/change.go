@@ -1,0 +1,195 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/vigil-mesh/vigil/baseline"
+)
+
+// Op is the operation of a change record.
+type Op uint8
+
+const (
+	// OpPut sets a path to a new state: a file (as a splice of its previous
+	// chunk list), a directory or a symlink. Covers create, modify, mkdir
+	// and symlink.
+	OpPut Op = 1
+	// OpDelete removes a path (a whole directory tree for a directory).
+	OpDelete Op = 2
+	// OpRename moves a path (file or whole directory tree) without
+	// resending data.
+	OpRename Op = 3
+	// OpMeta changes the mode and mtime of a path.
+	OpMeta Op = 4
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "delete"
+	case OpRename:
+		return "rename"
+	case OpMeta:
+		return "meta"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Change is the payload of one journal record: one captured change of one
+// path of a protected folder.
+type Change struct {
+	Op   Op
+	Path string
+	// To is the new path of an OpRename.
+	To string
+
+	// Entry is the new state for OpPut (Chunks holds the full new chunk
+	// list after decoding) and the new mode/mtime for OpMeta.
+	Entry baseline.Entry
+
+	// BaseRoot is the content root of the version this change applies on
+	// (undefined for a create), for OpPut of a file.
+	BaseRoot cid.Cid
+	// Splice turns the base version's chunks into the new ones.
+	Splice baseline.Splice
+	// Data holds the bytes of the Splice's added chunks that are carried
+	// inline, keyed by CID. Chunks not carried are fetched by CID.
+	Data map[cid.Cid][]byte
+}
+
+const (
+	recordVersion = 1
+	maxChangeData = 64 << 20
+)
+
+// EncodeChange appends the binary form of c to dst. The format is
+// specified in the package documentation.
+func EncodeChange(dst []byte, c *Change) []byte {
+	dst = append(dst, recordVersion, byte(c.Op))
+	dst = AppendString(dst, c.Path)
+	switch c.Op {
+	case OpRename:
+		dst = AppendString(dst, c.To)
+	case OpMeta:
+		dst = binary.AppendUvarint(dst, uint64(c.Entry.Mode))
+		dst = binary.AppendVarint(dst, c.Entry.MTime.UnixNano())
+	case OpPut:
+		meta := c.Entry
+		meta.Chunks = nil
+		if meta.Kind == baseline.KindFile {
+			meta.Size = 0
+		}
+		dst = baseline.AppendEntry(dst, &meta)
+		if c.Entry.Kind == baseline.KindFile {
+			dst = binary.AppendUvarint(dst, uint64(c.Entry.Size))
+			dst = AppendCID(dst, c.BaseRoot)
+			dst = binary.AppendUvarint(dst, uint64(c.Splice.Start))
+			dst = binary.AppendUvarint(dst, uint64(c.Splice.Removed))
+			dst = binary.AppendUvarint(dst, uint64(len(c.Splice.Added)))
+			for _, ch := range c.Splice.Added {
+				dst = AppendBytes(dst, ch.CID.Bytes())
+				dst = binary.AppendUvarint(dst, uint64(ch.Size))
+				if d, ok := c.Data[ch.CID]; ok {
+					dst = append(dst, 1)
+					dst = AppendBytes(dst, d)
+				} else {
+					dst = append(dst, 0)
+				}
+			}
+		}
+	}
+	return dst
+}
+
+// DecodeChange decodes a record payload. For OpPut of a file the result
+// holds the splice; the full chunk list is rebuilt by the applier from the
+// base version (see Change.Entry). Bounded and safe on hostile input.
+func DecodeChange(b []byte) (*Change, error) {
+	d := NewDecoder(b)
+	if v := d.Byte(); v != recordVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrMalformed, v)
+	}
+	c := &Change{Op: Op(d.Byte())}
+	c.Path = d.String()
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	if err := baseline.ValidPath(c.Path); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	switch c.Op {
+	case OpDelete:
+	case OpRename:
+		c.To = d.String()
+		if d.Err() == nil {
+			if err := baseline.ValidPath(c.To); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
+		}
+	case OpMeta:
+		c.Entry.Path = c.Path
+		c.Entry.Mode = fs.FileMode(d.Uvarint()) & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		c.Entry.MTime = time.Unix(0, d.Varint())
+	case OpPut:
+		if err := d.Err(); err != nil {
+			return nil, err
+		}
+		e, n, err := baseline.DecodeEntry(d.Rest())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		d = NewDecoder(d.Rest()[n:])
+		c.Entry = e
+		if e.Path != c.Path {
+			return nil, fmt.Errorf("%w: entry path %q differs from record path %q", ErrMalformed, e.Path, c.Path)
+		}
+		if e.Kind == baseline.KindFile {
+			c.Entry.Size = d.Size()
+			c.BaseRoot = d.CID(true)
+			c.Splice.Start = d.Int()
+			c.Splice.Removed = d.Int()
+			n := d.Int()
+			if d.Err() == nil && n > d.Len()/4+1 {
+				return nil, fmt.Errorf("%w: %d added chunks in %d bytes", ErrMalformed, n, d.Len())
+			}
+			total := 0
+			for i := 0; i < n && d.Err() == nil; i++ {
+				ch := baseline.Chunk{CID: d.CID(false), Size: uint32(d.Uvarint())}
+				if d.Err() == nil && (ch.Size == 0 || ch.Size > baseline.MaxChunk) {
+					return nil, fmt.Errorf("%w: chunk size %d", ErrMalformed, ch.Size)
+				}
+				c.Splice.Added = append(c.Splice.Added, ch)
+				if d.Byte() == 1 {
+					data := d.Bytes(int(ch.Size))
+					if d.Err() == nil && len(data) != int(ch.Size) {
+						return nil, fmt.Errorf("%w: chunk %s has %d bytes, want %d", ErrMalformed, ch.CID, len(data), ch.Size)
+					}
+					total += len(data)
+					if total > maxChangeData {
+						return nil, fmt.Errorf("%w: inline data over %d bytes", ErrMalformed, maxChangeData)
+					}
+					if c.Data == nil {
+						c.Data = make(map[cid.Cid][]byte)
+					}
+					c.Data[ch.CID] = data
+				}
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown op %d", ErrMalformed, c.Op)
+	}
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, d.Len())
+	}
+	return c, nil
+}
