@@ -75,11 +75,40 @@
 //
 // # Ignore patterns
 //
-// A gitignore-like subset, compiled once by NewMatcher: a pattern without a
-// slash ("*.tmp") matches a base name at any depth; a trailing slash
-// ("build/") restricts it to directories, and so to everything below them; a
-// slash elsewhere ("docs/*.md", "/cache") anchors it to the folder root.
-// Syntax is path.Match's ("**" is not special). Negation ("!") is an error.
+// What a folder leaves out of protection follows gitignore(5), compiled once
+// into a Matcher: the folder's `ignore:` list (NewMatcher) followed by the
+// lines of IgnoreFile (".vigilignore") at the folder root (LoadMatcher), so
+// that the file can re-include what the config excludes.
+//
+//   - "*.tmp": a pattern without a slash matches a name at any depth.
+//   - "/cache", "docs/*.md": a slash at the start or in the middle anchors
+//     the pattern at the folder root.
+//   - "build/": a trailing slash matches directories only.
+//   - "*" and "?" never match "/"; "[a-z]", "[!0-9]", "[^x]", "[[:digit:]]"
+//     are bracket expressions as in git, and never match "/".
+//   - "**/logs" matches at any depth, "abc/**" everything inside abc (not
+//     abc itself), "a/**/b" zero or more directories between; "**" elsewhere
+//     is a plain "*".
+//   - "!pattern" re-includes what an earlier pattern excluded: the last
+//     pattern that matches a path decides.
+//   - "\" escapes the next character: "\!x", "\#x", "x\ " (a trailing
+//     space), "\*".
+//   - "{" and "}" are literal.
+//
+// A path is ignored if it, or any directory above it, is excluded: as in
+// git, nothing below an excluded directory can be re-included, so Scan and
+// the watcher need not enter one. Matching is case-sensitive. A config entry
+// is one pattern, white space around it dropped; an empty entry or one
+// starting with "#" is an error (ErrBadPattern, naming it). IgnoreFile is read
+// as git reads a .gitignore: blank lines and "#" comments skipped, trailing
+// spaces dropped unless escaped, leading spaces kept, CRLF and a UTF-8 byte
+// order mark accepted; an unreadable file, or a bad pattern in it, is an
+// *IgnoreFileError naming the file and line. Only the root's IgnoreFile is
+// read; one in a subdirectory is an ordinary file.
+//
+// IgnoreFile is itself always protected, whatever the patterns say (".*"
+// included), so a restore brings back the rules with the data. A caller that
+// sees IsIgnoreFile(path) change builds a new Matcher with LoadMatcher.
 //
 // # Scanning
 //

@@ -3,6 +3,8 @@ package baseline
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"strings"
 )
 
 // Sentinel errors. Callers test for them with errors.Is; the returned errors
@@ -40,3 +42,29 @@ func (e *PathError) Error() string {
 }
 
 func (e *PathError) Unwrap() error { return e.Err }
+
+// IgnoreFileError reports a folder's ignore file (IgnoreFile) that cannot be
+// read or holds a bad pattern. Path is the file's path; Line is 1-based, 0
+// when the whole file is at fault. Err wraps ErrBadPattern for a bad
+// pattern, else the read error.
+type IgnoreFileError struct {
+	Path string
+	Line int
+	Err  error
+}
+
+func (e *IgnoreFileError) Error() string {
+	var msg string
+	var pe *fs.PathError
+	if errors.As(e.Err, &pe) && pe.Path == e.Path {
+		msg = pe.Op + ": " + pe.Err.Error()
+	} else {
+		msg = strings.TrimPrefix(e.Err.Error(), "baseline: ")
+	}
+	if e.Line > 0 {
+		return fmt.Sprintf("baseline: %s:%d: %s", e.Path, e.Line, msg)
+	}
+	return fmt.Sprintf("baseline: ignore file %s: %s", e.Path, msg)
+}
+
+func (e *IgnoreFileError) Unwrap() error { return e.Err }

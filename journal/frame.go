@@ -18,6 +18,7 @@ const (
 	segmentExt        = ".seg"
 	tmpExt            = ".tmp"
 	brokenExt         = ".broken"
+	skipExt           = ".skip"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -45,7 +45,9 @@ type Journal struct {
 	opts     options
 	log      *slog.Logger
 	m        *metrics
+	faults   *Faults              // nil unless WithFaults
 	syncFile func(*os.File) error // fsync; replaced in tests
+	now      func() time.Time     // clock of the recovery rate limit; replaced in tests
 	fsyncs   atomic.Int64         // fsync calls on segment files
 
 	compactMu sync.Mutex // serialises Compact
@@ -61,9 +63,36 @@ type Journal struct {
 	durable  uint64     // last seq durable per policy; Last()
 	cumTotal int64      // entry.cum of seq written
 	size     int64      // bytes of segment files
-	failed   error      // sticky write or fsync failure
+	gen      *generation
+	skip     uint64    // seq of a SkipTo not yet done (0: none); the journal is failed meanwhile
+	retryAt  time.Time // no recovery attempt before this time
+	backoff  time.Duration
 	closed   bool
 	notify   chan struct{} // closed and replaced whenever durable grows
+}
+
+// generation is the run of appends between two recoveries (or skips).
+// Appenders keep the generation they wrote in, so that one whose record
+// was cut off by a recovery learns it even if its seq was meanwhile
+// given to another record.
+type generation struct {
+	err    error  // why the journal is not writable; nil while it is
+	sealed bool   // no record of this generation becomes durable any more
+	final  uint64 // once sealed: durable at that moment; later seqs of this generation are lost
+}
+
+// outcome tells an appender whose last record is end what became of it,
+// once the generation it wrote in is sealed (done false before).
+func (g *generation) outcome(end uint64) (done bool, err error) {
+	switch {
+	case !g.sealed:
+		return false, nil
+	case end <= g.final:
+		return true, nil
+	case g.err != nil:
+		return true, g.err
+	}
+	return true, fmt.Errorf("%w: record dropped before it was durable", ErrNotWritable)
 }
 
 // Open opens the journal in dir, creating dir (mode 0700) and a first
@@ -94,7 +123,10 @@ func Open(dir string, opts ...Option) (*Journal, error) {
 		opts:     o,
 		log:      o.logger.With("subsystem", "journal", "dir", dir),
 		m:        m,
+		faults:   o.faults,
 		syncFile: (*os.File).Sync,
+		now:      time.Now,
+		gen:      &generation{},
 		notify:   make(chan struct{}),
 	}
 	if err := j.load(); err != nil {
@@ -107,10 +139,10 @@ func Open(dir string, opts ...Option) (*Journal, error) {
 	j.durable = j.written
 	if s := j.segs[len(j.segs)-1]; s.size > o.segmentSize && s.count > 0 {
 		j.rollLocked()
-		if j.failed != nil {
+		if err := j.gen.err; err != nil {
 			j.active.Close()
 			m.unregister()
-			return nil, j.failed
+			return nil, err
 		}
 	}
 	j.updateGaugesLocked()
@@ -122,8 +154,11 @@ func (j *Journal) segPath(base uint64) string {
 }
 
 // parseSegmentName returns the base seq of a segment file name.
-func parseSegmentName(name string) (uint64, bool) {
-	digits, ok := strings.CutSuffix(name, segmentExt)
+func parseSegmentName(name string) (uint64, bool) { return parseSeqName(name, segmentExt) }
+
+// parseSeqName returns the seq of a file name made of 20 digits and ext.
+func parseSeqName(name, ext string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, ext)
 	if !ok || len(digits) != 20 {
 		return 0, false
 	}
@@ -142,7 +177,7 @@ func (j *Journal) load() error {
 	if err != nil {
 		return fmt.Errorf("journal: open: %w", err)
 	}
-	var bases []uint64
+	var bases, skips []uint64
 	for _, de := range des {
 		name := de.Name()
 		if strings.HasSuffix(name, segmentExt+tmpExt) {
@@ -155,8 +190,16 @@ func (j *Journal) load() error {
 		if base, ok := parseSegmentName(name); ok && de.Type().IsRegular() {
 			bases = append(bases, base)
 		}
+		if next, ok := parseSeqName(name, skipExt); ok {
+			skips = append(skips, next)
+		}
 	}
 	slices.Sort(bases)
+	if len(skips) > 0 {
+		if bases, err = j.finishSkip(bases, skips); err != nil {
+			return err
+		}
+	}
 	if len(bases) == 0 {
 		f, _, err := j.createSegment(1)
 		if err != nil {
@@ -306,7 +349,7 @@ func (j *Journal) createSegment(base uint64) (f *os.File, renamed bool, err erro
 	if err != nil {
 		return nil, false, fmt.Errorf("journal: create segment: %w", err)
 	}
-	_, err = f.Write(segmentHeader())
+	err = j.writeAt(f, segmentHeader(), 0)
 	if err == nil && j.opts.sync != SyncNone {
 		err = j.fsync(f)
 	}
@@ -318,12 +361,21 @@ func (j *Journal) createSegment(base uint64) (f *os.File, renamed bool, err erro
 		os.Remove(tmp)
 		return nil, false, fmt.Errorf("journal: create segment: %w", err)
 	}
-	if j.opts.sync != SyncNone {
-		if err := syncDir(j.dir); err != nil {
-			return f, true, fmt.Errorf("journal: create segment %s: %w", path, err)
-		}
+	if err := j.syncDir(); err != nil {
+		return f, true, fmt.Errorf("journal: create segment %s: %w", path, err)
 	}
 	return f, true, nil
+}
+
+// syncDir fsyncs the journal's directory, unless the policy is SyncNone.
+func (j *Journal) syncDir() error {
+	if j.opts.sync == SyncNone {
+		return nil
+	}
+	if err := j.faults.sync(j.dir); err != nil {
+		return err
+	}
+	return syncDir(j.dir)
 }
 
 func syncDir(dir string) error {
@@ -340,20 +392,35 @@ func syncDir(dir string) error {
 
 func (j *Journal) fsync(f *os.File) error {
 	start := time.Now()
-	err := j.syncFile(f)
+	err := j.faults.sync(f.Name())
+	if err == nil {
+		err = j.syncFile(f)
+	}
 	j.m.fsync.Observe(time.Since(start).Seconds())
 	j.fsyncs.Add(1)
 	return err
 }
 
-// fail makes err sticky: after a failed write or fsync the state of the
-// file is unknown, so the journal refuses further appends until reopened
-// (which repairs the tail).
-func (j *Journal) fail(err error) {
-	if j.failed == nil {
-		j.failed = fmt.Errorf("journal: append failed, reopen to recover: %w", err)
-		j.log.Error("journal: append failed", "err", err)
+// writeAt writes b at off in f, or fails (possibly after writing a
+// prefix of b) as the test faults say.
+func (j *Journal) writeAt(f *os.File, b []byte, off int64) error {
+	if j.faults.active() {
+		if keep, err := j.faults.write(f.Name(), len(b)); err != nil {
+			if keep > 0 {
+				_, _ = f.WriteAt(b[:keep], off)
+			}
+			return err
+		}
 	}
+	_, err := f.WriteAt(b, off)
+	return err
+}
+
+func (j *Journal) truncate(f *os.File, size int64) error {
+	if err := j.faults.truncate(f.Name()); err != nil {
+		return err
+	}
+	return f.Truncate(size)
 }
 
 func (j *Journal) setDurableLocked(seq uint64) {
@@ -410,6 +477,12 @@ func (j *Journal) rollLocked() {
 // return the record is durable according to the sync policy and visible
 // to Read, Last and Wait. Payloads must be 1 byte to the maximum record
 // size (ErrEmptyRecord, ErrTooLarge).
+//
+// A failed write or fsync fails the appends whose records were not yet
+// durable with an error wrapping ErrNotWritable and the cause, and
+// those records are never read. Until the journal recovers every append
+// fails so; an append first tries to recover, at most once per 100 ms
+// to 1 s (the wait doubles after each failed attempt).
 func (j *Journal) Append(payload []byte) (RecordInfo, error) {
 	infos, err := j.AppendBatch([][]byte{payload})
 	if err != nil {
@@ -443,10 +516,20 @@ func (j *Journal) AppendBatch(payloads [][]byte) ([]RecordInfo, error) {
 		j.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if j.failed != nil {
-		err := j.failed
+	if j.gen.err != nil {
 		j.mu.Unlock()
-		return nil, err
+		if err := j.tryRecover(); err != nil {
+			return nil, err
+		}
+		j.mu.Lock()
+		if j.closed {
+			j.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if err := j.gen.err; err != nil { // failed again meanwhile
+			j.mu.Unlock()
+			return nil, err
+		}
 	}
 	if len(payloads) == 0 {
 		j.mu.Unlock()
@@ -460,10 +543,10 @@ func (j *Journal) AppendBatch(payloads [][]byte) ([]RecordInfo, error) {
 		pos += int(frameSize(len(p)))
 	}
 	seg := j.segs[len(j.segs)-1]
-	if _, err := j.active.WriteAt(buf, seg.size); err != nil {
-		_ = j.active.Truncate(seg.size)
+	if err := j.writeAt(j.active, buf, seg.size); err != nil {
+		_ = j.truncate(j.active, seg.size) // best effort; recovery cuts again
 		j.fail(err)
-		err = j.failed
+		err = j.gen.err
 		j.mu.Unlock()
 		return nil, err
 	}
@@ -481,7 +564,7 @@ func (j *Journal) AppendBatch(payloads [][]byte) ([]RecordInfo, error) {
 	seg.count += uint64(len(payloads))
 	j.size += total
 	j.written += uint64(len(payloads))
-	end := j.written
+	end, gen := j.written, j.gen
 	j.m.appends.Add(float64(len(payloads)))
 	j.m.appendBytes.Add(float64(payloadBytes))
 
@@ -492,7 +575,7 @@ func (j *Journal) AppendBatch(payloads [][]byte) ([]RecordInfo, error) {
 	case SyncAlways:
 		if err = j.fsync(j.active); err != nil {
 			j.fail(err)
-			err = j.failed
+			err = j.gen.err
 		} else {
 			j.setDurableLocked(end)
 		}
@@ -506,7 +589,7 @@ func (j *Journal) AppendBatch(payloads [][]byte) ([]RecordInfo, error) {
 		return nil, err
 	}
 	if j.opts.sync == SyncGroup {
-		if err := j.groupCommit(end); err != nil {
+		if err := j.groupCommit(gen, end); err != nil {
 			return nil, err
 		}
 	}
@@ -523,25 +606,27 @@ func checkPayload(p []byte, maxSize int) error {
 	return nil
 }
 
-// groupCommit returns once seq end is durable. One caller at a time
-// fsyncs; it covers everything written so far, so the callers queued
-// behind it usually find their records durable and return without an
-// fsync of their own.
-func (j *Journal) groupCommit(end uint64) error {
+// groupCommit returns once seq end, written in generation gen, is
+// durable, or an error if it never will be. One caller at a time fsyncs;
+// it covers everything written so far, so the callers queued behind it
+// usually find their records durable and return without an fsync of
+// their own.
+func (j *Journal) groupCommit(gen *generation, end uint64) error {
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()
 	j.mu.Lock()
+	if done, err := gen.outcome(end); done {
+		j.mu.Unlock()
+		return err
+	}
+	// gen is still the current generation: only a sealed one is replaced.
 	if j.durable >= end {
 		j.mu.Unlock()
 		return nil
 	}
-	if j.failed != nil || j.closed {
-		err := j.failed
-		if err == nil {
-			err = ErrClosed
-		}
+	if j.closed {
 		j.mu.Unlock()
-		return err
+		return ErrClosed
 	}
 	f, target, retired := j.active, j.written, j.retired
 	j.retired = nil
@@ -554,9 +639,14 @@ func (j *Journal) groupCommit(end uint64) error {
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if done, err := gen.outcome(end); done {
+		// Another fsync of the file (a segment roll) failed meanwhile:
+		// the success of this one proves nothing.
+		return err
+	}
 	if err != nil {
 		j.fail(err)
-		return j.failed
+		return j.gen.err
 	}
 	j.setDurableLocked(target)
 	return nil
@@ -759,10 +849,8 @@ func (j *Journal) Compact(before uint64) error {
 			errs = append(errs, err)
 		}
 	}
-	if j.opts.sync != SyncNone {
-		if err := syncDir(j.dir); err != nil {
-			errs = append(errs, err)
-		}
+	if err := j.syncDir(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("journal: compact: %w", err)
@@ -777,8 +865,9 @@ func (j *Journal) Size() int64 {
 	return j.size
 }
 
-// Close fsyncs the active segment (whatever the policy) and closes the
-// journal. Waiters get ErrClosed; further calls return ErrClosed.
+// Close fsyncs the active segment (whatever the policy, unless the
+// journal is failed: Close does not recover) and closes the journal.
+// Waiters get ErrClosed; further calls return ErrClosed.
 func (j *Journal) Close() error {
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()
@@ -789,7 +878,7 @@ func (j *Journal) Close() error {
 	}
 	j.closed = true
 	var errs []error
-	if j.failed == nil {
+	if j.gen.err == nil {
 		if err := j.fsync(j.active); err != nil {
 			errs = append(errs, err)
 		} else {

@@ -249,29 +249,6 @@ func TestSyncNoneNeverFsyncsUntilClose(t *testing.T) {
 	}
 }
 
-func TestFailedFsyncIsStickyUntilReopen(t *testing.T) {
-	dir := t.TempDir()
-	j := openT(t, dir)
-	appendN(t, j, 2)
-	boom := errors.New("disk on fire")
-	j.syncFile = func(*os.File) error { return boom }
-	if _, err := j.Append(payloadFor(3)); !errors.Is(err, boom) {
-		t.Fatalf("Append with failing fsync = %v, want %v", err, boom)
-	}
-	j.syncFile = (*os.File).Sync
-	if _, err := j.Append(payloadFor(3)); !errors.Is(err, boom) {
-		t.Fatalf("Append after a failed fsync = %v, want the sticky error", err)
-	}
-	if j.Last() != 2 {
-		t.Fatalf("Last = %d: a record whose fsync failed became visible", j.Last())
-	}
-	j.Close()
-	j = openT(t, dir)
-	if _, err := j.Append(payloadFor(j.Last() + 1)); err != nil {
-		t.Fatalf("Append after reopen: %v", err)
-	}
-}
-
 // tornTail appends 5 records of 100 bytes and returns the journal's
 // directory, its segment file and the offset of the last frame.
 func tornTail(t *testing.T) (dir, seg string, lastFrame int64) {

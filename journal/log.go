@@ -22,6 +22,10 @@ var (
 	ErrEmptyRecord = errors.New("journal: empty record")
 	// ErrClosed reports a call on a closed journal.
 	ErrClosed = errors.New("journal: closed")
+	// ErrNotWritable reports an append refused or lost because a write or
+	// fsync failed; the error also wraps that cause (e.g. syscall.ENOSPC).
+	// It is temporary: a later append tries to recover.
+	ErrNotWritable = errors.New("journal: not writable")
 )
 
 // CorruptError names the segment file and byte offset of a frame (or
@@ -60,7 +64,9 @@ type RecordInfo struct {
 type Log interface {
 	// Append stores one record, stamped with the current time, and
 	// returns its sequence number. The record is durable on return
-	// according to the sync policy. Safe for concurrent use.
+	// according to the sync policy. An error wrapping ErrNotWritable
+	// means the record was not stored and a later call may succeed.
+	// Safe for concurrent use.
 	Append(payload []byte) (RecordInfo, error)
 	// AppendBatch stores records with consecutive sequence numbers,
 	// made durable together.
@@ -87,6 +93,16 @@ type Log interface {
 	// Compact drops records with seq < before (an implementation may
 	// keep some of them, see Journal.Compact).
 	Compact(before uint64) error
+	// SkipTo makes next the seq of the next record, so that seqs issued
+	// for records that were lost are never given to other records. If
+	// next <= Last()+1 it does nothing; otherwise every retained record
+	// is dropped, First() becomes next and Last() next-1, and reads from
+	// below next fail with ErrCompacted.
+	SkipTo(next uint64) error
+	// Err is nil while appends can succeed; otherwise why they fail
+	// (errors.Is ErrNotWritable after a failed write, ErrClosed after
+	// Close). For status reporting: it does not try to recover.
+	Err() error
 	// Size is the storage used, in bytes.
 	Size() int64
 	// Close releases the log; further calls return ErrClosed.
@@ -96,4 +112,5 @@ type Log interface {
 var (
 	_ Log = (*Journal)(nil)
 	_ Log = (*Mem)(nil)
+	_ Log = (*Faulty)(nil)
 )

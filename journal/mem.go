@@ -186,6 +186,33 @@ func (m *Mem) Compact(before uint64) error {
 	return nil
 }
 
+// SkipTo implements Log.
+func (m *Mem) SkipTo(next uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if next <= m.last+1 {
+		return nil
+	}
+	m.recs, m.first, m.last, m.size = nil, next, next-1, segmentHeaderSize
+	close(m.notify)
+	m.notify = make(chan struct{})
+	return nil
+}
+
+// Err implements Log: nil, or ErrClosed after Close (a Mem never fails;
+// wrap it in a Faulty for that).
+func (m *Mem) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // Size implements Log: segment header plus the frames of the retained
 // records.
 func (m *Mem) Size() int64 {

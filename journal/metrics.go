@@ -15,6 +15,10 @@ type metrics struct {
 	fsync       prometheus.Histogram
 	diskBytes   prometheus.Gauge
 	retained    prometheus.Gauge
+
+	failures         prometheus.Counter
+	recoveryAttempts prometheus.Counter
+	recoveries       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, labels prometheus.Labels) (*metrics, error) {
@@ -42,6 +46,20 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels) (*metrics, 
 			Namespace: ns, Subsystem: sub, Name: "records_retained",
 			Help: "Records retained in the journal (appended and not compacted).", ConstLabels: labels,
 		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "failures_total",
+			Help:        "Times the journal stopped taking appends after a failed write or fsync.",
+			ConstLabels: labels,
+		}),
+		recoveryAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "recovery_attempts_total",
+			Help: "Attempts to make a failed journal writable again.", ConstLabels: labels,
+		}),
+		recoveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "recoveries_total",
+			Help:        "Times a failed journal became writable again (failures_total - recoveries_total is 1 while it is failed).",
+			ConstLabels: labels,
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -61,7 +79,8 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels) (*metrics, 
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.appends, m.appendBytes, m.fsync, m.diskBytes, m.retained}
+	return []prometheus.Collector{m.appends, m.appendBytes, m.fsync, m.diskBytes, m.retained,
+		m.failures, m.recoveryAttempts, m.recoveries}
 }
 
 func (m *metrics) unregister() {

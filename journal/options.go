@@ -49,6 +49,7 @@ type options struct {
 	logger        *slog.Logger
 	registerer    prometheus.Registerer
 	constLabels   prometheus.Labels
+	faults        *Faults
 }
 
 // Option configures Open.
@@ -94,4 +95,10 @@ func WithRegisterer(r prometheus.Registerer, constLabels prometheus.Labels) Opti
 		o.registerer = r
 		o.constLabels = constLabels
 	}
+}
+
+// WithFaults makes the journal's writes, truncations and fsyncs fail when
+// f says so, for tests (see Faults). nil: no faults.
+func WithFaults(f *Faults) Option {
+	return func(o *options) { o.faults = f }
 }

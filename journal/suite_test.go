@@ -39,6 +39,28 @@ func TestMemLogSuite(t *testing.T) {
 	})
 }
 
+// Faulty, told nothing, must behave as the Log it wraps.
+func TestFaultyLogSuite(t *testing.T) {
+	t.Run("Mem", func(t *testing.T) {
+		runLogSuite(t, func(t *testing.T) Log {
+			f := NewFaulty(NewMem())
+			t.Cleanup(func() { f.Close() })
+			return f
+		})
+	})
+	t.Run("Journal", func(t *testing.T) {
+		runLogSuite(t, func(t *testing.T) Log {
+			j, err := Open(t.TempDir(), WithSegmentSize(512), WithLogger(discardLogger()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := NewFaulty(j)
+			t.Cleanup(func() { f.Close() })
+			return f
+		})
+	})
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // payloadFor returns a distinct payload for seq, 1..300 bytes long.
@@ -374,6 +396,98 @@ func runLogSuite(t *testing.T, newLog func(t *testing.T) Log) {
 		checkRecords(t, readAll(t, l, l.First()), l.First(), 42)
 	})
 
+	t.Run("SkipToAtOrBelowNextSeqDoesNothing", func(t *testing.T) {
+		l := newLog(t)
+		appendN(t, l, 12)
+		for _, next := range []uint64{0, 1, 5, 12, 13} {
+			if err := l.SkipTo(next); err != nil {
+				t.Fatalf("SkipTo(%d): %v", next, err)
+			}
+			if l.First() != 1 || l.Last() != 12 {
+				t.Fatalf("SkipTo(%d) with Last 12: First, Last = %d, %d; want 1, 12", next, l.First(), l.Last())
+			}
+		}
+		checkRecords(t, readAll(t, l, 1), 1, 12)
+		if info, err := l.Append(payloadFor(13)); err != nil || info.Seq != 13 {
+			t.Fatalf("Append = %+v, %v; want seq 13", info, err)
+		}
+	})
+
+	t.Run("SkipToDropsRetainedRecordsAndContinuesAtNext", func(t *testing.T) {
+		l := newLog(t)
+		appendN(t, l, 12)
+		size := l.Size()
+		waitErr := make(chan error, 1)
+		go func() { waitErr <- l.Wait(context.Background(), 12) }()
+		if err := l.SkipTo(40); err != nil {
+			t.Fatal(err)
+		}
+		if l.First() != 40 || l.Last() != 39 {
+			t.Fatalf("after SkipTo(40): First, Last = %d, %d; want 40, 39", l.First(), l.Last())
+		}
+		select {
+		case err := <-waitErr:
+			if err != nil {
+				t.Fatalf("Wait(12) = %v after SkipTo(40)", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Wait(12) did not return after SkipTo(40) moved Last to 39")
+		}
+		for _, from := range []uint64{1, 12, 13, 39} {
+			if err := l.Read(from, func(Record) error { return nil }); !errors.Is(err, ErrCompacted) {
+				t.Fatalf("Read(%d) after SkipTo(40) = %v, want ErrCompacted", from, err)
+			}
+			if _, err := l.Info(from); !errors.Is(err, ErrCompacted) {
+				t.Fatalf("Info(%d) after SkipTo(40) = %v, want ErrCompacted", from, err)
+			}
+		}
+		if recs := readAll(t, l, 40); len(recs) != 0 {
+			t.Fatalf("Read(40) returned %d records before any append", len(recs))
+		}
+		if _, err := l.Info(40); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Info(40) = %v, want ErrNotFound", err)
+		}
+		for _, after := range []uint64{0, 12, 39} {
+			if n, b, oldest := l.Pending(after); n != 0 || b != 0 || !oldest.IsZero() {
+				t.Fatalf("Pending(%d) = %d, %d, %v after SkipTo; want nothing", after, n, b, oldest)
+			}
+		}
+		if l.Size() >= size {
+			t.Fatalf("Size %d did not shrink from %d", l.Size(), size)
+		}
+		if err := l.Compact(40); err != nil || l.First() != 40 {
+			t.Fatalf("Compact(40): %v, First %d", err, l.First())
+		}
+		infos := appendN(t, l, 6)
+		if infos[0].Seq != 40 || infos[5].Seq != 45 {
+			t.Fatalf("appends after SkipTo(40) got seqs %d..%d, want 40..45", infos[0].Seq, infos[5].Seq)
+		}
+		checkRecords(t, readAll(t, l, 40), 40, 45)
+		if n, _, oldest := l.Pending(39); n != 6 || !oldest.Equal(infos[0].Time) {
+			t.Fatalf("Pending(39) = %d records, oldest %v; want 6, %v", n, oldest, infos[0].Time)
+		}
+		if err := l.SkipTo(46); err != nil || l.First() != 40 || l.Last() != 45 {
+			t.Fatalf("SkipTo(Last+1): %v, First %d, Last %d", err, l.First(), l.Last())
+		}
+		if err := l.Compact(46); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Err(); err != nil {
+			t.Fatalf("Err = %v after skips and compaction", err)
+		}
+	})
+
+	t.Run("ErrIsNilWhileWritable", func(t *testing.T) {
+		l := newLog(t)
+		if err := l.Err(); err != nil {
+			t.Fatalf("Err of a new log = %v", err)
+		}
+		appendN(t, l, 3)
+		if err := l.Err(); err != nil {
+			t.Fatalf("Err after appends = %v", err)
+		}
+	})
+
 	t.Run("ConcurrentAppendsAndReadsSeeEveryRecordOnce", func(t *testing.T) {
 		l := newLog(t)
 		const writers, each = 4, 30
@@ -458,6 +572,8 @@ func runLogSuite(t *testing.T, newLog func(t *testing.T) Log) {
 			"Read":    l.Read(1, func(Record) error { return nil }),
 			"Compact": l.Compact(2),
 			"Wait":    l.Wait(context.Background(), 0),
+			"SkipTo":  l.SkipTo(100),
+			"Err":     l.Err(),
 		}
 		_, checks["Append"] = l.Append([]byte("x"))
 		_, checks["AppendBatch"] = l.AppendBatch([][]byte{[]byte("x")})
