@@ -1,0 +1,553 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/wire"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/journal"
+	"github.com/vigil-mesh/vigil/store"
+)
+
+func (a *Agent) reuse(rel string) (*baseline.Entry, bool) {
+	e := a.files.Get(rel)
+	return e, e != nil
+}
+
+// observe records the current state of rel (and, for a new directory, of
+// everything below it) into obs; nil means absent.
+func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baseline.Entry) {
+	if _, done := obs[rel]; done || rel == "" || rel == "." {
+		return
+	}
+	prev := a.files.Get(rel)
+	if a.forceFull[rel] {
+		delete(a.forceFull, rel)
+		prev = nil // chunk the whole file again
+	} else if e, ok := a.appendFast(ctx, rel, prev); ok {
+		obs[rel] = e
+		return
+	}
+	e, err := baseline.Stat(a.root, rel, prev, a.ignore)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, baseline.ErrIgnored) &&
+			!errors.Is(err, baseline.ErrSpecialFile) && !errors.Is(err, syscall.ENOTDIR) {
+			a.log.Warn("cannot read path; skipped", "path", rel, "err", err)
+			return
+		}
+		obs[rel] = nil
+		if np := a.movedPath(rel); np != "" {
+			a.observe(ctx, np, obs)
+		}
+		if prev != nil {
+			a.files.Walk(rel, func(d *baseline.Entry) {
+				if _, ok := obs[d.Path]; !ok {
+					obs[d.Path] = nil
+				}
+			})
+		}
+		return
+	}
+	obs[rel] = &e
+	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
+		a.files.Walk(rel, func(d *baseline.Entry) {
+			if _, ok := obs[d.Path]; !ok {
+				obs[d.Path] = nil
+			}
+		})
+	}
+	if e.Kind == baseline.KindDir && (prev == nil || prev.Kind != baseline.KindDir || prev.Inode != e.Inode) {
+		ents, err := os.ReadDir(filepath.Join(a.root, filepath.FromSlash(rel)))
+		if err != nil {
+			a.log.Warn("cannot list directory", "path", rel, "err", err)
+			return
+		}
+		for _, de := range ents {
+			if ctx.Err() != nil {
+				return
+			}
+			a.observe(ctx, path.Join(rel, de.Name()), obs)
+		}
+	}
+}
+
+// Appends to big files (logs, databases' write-ahead logs) are captured
+// without reading the whole file again: when a big file only grew and its
+// last chunk is unchanged, the old chunks before it are kept and only the
+// rest is chunked (FastCDC cuts depend only on the bytes since the last
+// cut, so this gives the same chunks as a full pass when the prefix is
+// unchanged). A change before the appended region in the same moment
+// would go unseen, so every file captured this way is chunked in full once
+// it has been quiet for appendRecheck.
+const (
+	appendFastMin = 4 << 20
+	appendRecheck = 3 * time.Second
+)
+
+func (a *Agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry) (*baseline.Entry, bool) {
+	if prev == nil || prev.Kind != baseline.KindFile || prev.Size < appendFastMin || len(prev.Chunks) == 0 || a.ignore.Match(rel, false) {
+		return nil, false
+	}
+	abs := filepath.Join(a.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(abs)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() <= prev.Size {
+		return nil, false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(st.Ino) != prev.Inode || uint64(st.Dev) != prev.Dev {
+		return nil, false
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	n := len(prev.Chunks)
+	last := prev.Chunks[n-1]
+	lastOff := prev.Size - int64(last.Size)
+	buf := make([]byte, last.Size)
+	if _, err := f.ReadAt(buf, lastOff); err != nil || baseline.VerifyChunk(last.CID, buf) != nil {
+		return nil, false
+	}
+	tail, err := baseline.ChunkReader(ctx, io.NewSectionReader(f, lastOff, fi.Size()-lastOff), nil)
+	if err != nil {
+		return nil, false
+	}
+	e := *prev
+	e.Chunks = append(prev.Chunks[:n-1:n-1], tail...)
+	e.Size = fi.Size()
+	e.MTime = fi.ModTime()
+	e.Mode = fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	a.recheck[rel] = time.Now()
+	return &e, true
+}
+
+// dueRechecks returns the files captured by appendFast that have been quiet
+// long enough to be chunked in full.
+func (a *Agent) dueRechecks(now time.Time) []string {
+	var due []string
+	for p, t := range a.recheck {
+		if now.Sub(t) >= appendRecheck {
+			due = append(due, p)
+			delete(a.recheck, p)
+			a.forceFull[p] = true
+		}
+	}
+	return due
+}
+
+// consistent fixes up observations made while the tree changed under
+// them: a path seen present below a directory seen absent (the directory
+// was renamed or removed between the two looks) is taken as absent too;
+// the events for its new location arrive in a later batch.
+func consistent(obs map[string]*baseline.Entry) {
+	keys := make([]string, 0, len(obs))
+	for p := range obs {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	for _, p := range keys {
+		if obs[p] == nil {
+			continue
+		}
+		for q := index.Parent(p); q != ""; q = index.Parent(q) {
+			if e, seen := obs[q]; seen && (e == nil || e.Kind != baseline.KindDir) {
+				obs[p] = nil
+				break
+			}
+		}
+	}
+}
+
+// capture examines paths (or the whole folder) against the index, turns
+// the differences into change records, journals them, updates the index
+// and publishes the records.
+func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
+	start := time.Now()
+	obs := make(map[string]*baseline.Entry)
+	if full {
+		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.ignore, Reuse: a.reuse, Logger: a.log})
+		if err != nil {
+			return err
+		}
+		for i := range ents {
+			obs[ents[i].Path] = &ents[i]
+		}
+		for e := range a.files.All() {
+			if _, ok := obs[e.Path]; !ok {
+				obs[e.Path] = nil
+			}
+		}
+	} else {
+		keep := a.recentMoves[:0]
+		for _, m := range a.recentMoves {
+			if time.Since(m.at) < moveMemory {
+				keep = append(keep, m)
+			}
+		}
+		a.recentMoves = keep
+		for _, p := range paths {
+			a.observe(ctx, p, obs)
+		}
+		for _, p := range paths {
+			if par := index.Parent(p); par != "" {
+				a.observe(ctx, par, obs)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	consistent(obs)
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if full && !a.scanned {
+		// First scan: it is the snapshot; nothing to journal.
+		for _, e := range obs {
+			if e != nil {
+				a.files.Put(e)
+				a.locs.Add(e)
+			}
+		}
+		err := a.db.Update(func(tx *store.Tx) error {
+			files := a.rows.Files()
+			for e := range a.files.All() {
+				if err := files.Put(tx, e); err != nil {
+					return err
+				}
+			}
+			if err := a.rows.PutSeq(tx, a.seq); err != nil {
+				return err
+			}
+			return a.rows.PutScanned(tx)
+		})
+		if err != nil {
+			return fmt.Errorf("agent: save index of folder %q: %w", a.id, err)
+		}
+		a.scanned = true
+		return nil
+	}
+
+	changes, dirty := a.diff(obs)
+	if a.log.Enabled(ctx, slog.LevelDebug) {
+		var cs []string
+		for _, c := range changes {
+			cs = append(cs, c.Op.String()+" "+c.Path+" "+c.To)
+		}
+		a.log.Debug("batch", "paths", strings.Join(paths, ","), "full", full, "changes", strings.Join(cs, ","))
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := a.commit(ctx, changes, dirty); err != nil {
+		return err
+	}
+	a.retryDelay = 0
+	a.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// diff turns observed states into changes, applying them to the index as
+// it goes (the caller holds a.mu). dirty collects the paths whose index
+// rows must be rewritten.
+func (a *Agent) diff(obs map[string]*baseline.Entry) ([]*wire.Change, map[string]bool) {
+	var changes []*wire.Change
+	dirty := make(map[string]bool)
+	mark := func(es []*baseline.Entry) {
+		for _, e := range es {
+			dirty[e.Path] = true
+		}
+	}
+
+	keys := make([]string, 0, len(obs))
+	for p := range obs {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+
+	// Renames: a path that vanished and a new path with the same inode.
+	type ino struct{ dev, ino uint64 }
+	gone := make(map[ino]string)
+	for _, p := range keys {
+		if prev := a.files.Get(p); obs[p] == nil && prev != nil && prev.Inode != 0 {
+			gone[ino{prev.Dev, prev.Inode}] = p
+		}
+	}
+	if len(gone) > 0 {
+		// A directory renamed in this batch moves the index entries below
+		// it: later lookups of their old paths are translated.
+		moved := make(map[string]string)
+		translate := func(p string) string {
+			for i := 0; i <= len(moved); i++ {
+				changed := false
+				for from, to := range moved {
+					if p == from || strings.HasPrefix(p, from+"/") {
+						p, changed = to+p[len(from):], true
+					}
+				}
+				if !changed {
+					break
+				}
+			}
+			return p
+		}
+		for _, p := range keys {
+			cur := obs[p]
+			if cur == nil || cur.Inode == 0 {
+				continue
+			}
+			if prev := a.files.Get(p); prev != nil && prev.Kind == cur.Kind {
+				continue
+			}
+			orig, ok := gone[ino{cur.Dev, cur.Inode}]
+			if !ok {
+				continue
+			}
+			from := translate(orig)
+			src := a.files.Get(from)
+			if src == nil || src.Kind != cur.Kind || from == p {
+				continue
+			}
+			delete(gone, ino{cur.Dev, cur.Inode})
+			a.files.Walk(from, func(e *baseline.Entry) {
+				a.locs.Drop(e)
+				dirty[e.Path] = true
+			})
+			moved2 := a.files.Rename(from, p)
+			for _, e := range moved2 {
+				a.locs.Add(e)
+			}
+			mark(moved2)
+			if cur.Kind == baseline.KindDir {
+				moved[from] = p
+				a.recentMoves = append(a.recentMoves, dirMove{from: from, to: p, at: time.Now()})
+			}
+			changes = append(changes, &wire.Change{Op: wire.OpRename, Path: from, To: p})
+		}
+		// Entries that moved with a directory but are not on disk any more
+		// (the new directory was listed in full) are gone.
+		added := false
+		for _, to := range moved {
+			a.files.Walk(to, func(e *baseline.Entry) {
+				if _, ok := obs[e.Path]; !ok {
+					obs[e.Path] = nil
+					keys = append(keys, e.Path)
+					added = true
+				}
+			})
+		}
+		if added {
+			sort.Strings(keys)
+		}
+	}
+
+	// Deletes: the topmost vanished paths.
+	for _, p := range keys {
+		if obs[p] != nil || a.files.Get(p) == nil {
+			continue
+		}
+		removed := a.files.Remove(p)
+		for _, e := range removed {
+			a.locs.Drop(e)
+		}
+		mark(removed)
+		changes = append(changes, &wire.Change{Op: wire.OpDelete, Path: p})
+	}
+
+	// Creates, modifications and metadata changes, parents first;
+	// directory metadata last since changes inside a directory move its
+	// mtime on the backup.
+	var dirMeta []*wire.Change
+	inline := 0
+	for _, p := range keys {
+		cur := obs[p]
+		if cur == nil {
+			continue
+		}
+		prev := a.files.Get(p)
+		switch {
+		case prev != nil && prev.SameContent(cur):
+			if !prev.SameMeta(cur) {
+				c := &wire.Change{Op: wire.OpMeta, Path: p, Entry: *cur}
+				if cur.Kind == baseline.KindDir {
+					dirMeta = append(dirMeta, c)
+				} else {
+					changes = append(changes, c)
+				}
+			}
+			if !prev.SameMeta(cur) || prev.Inode != cur.Inode || prev.Dev != cur.Dev {
+				a.files.Put(cur)
+				if cur.Kind == baseline.KindFile {
+					a.locs.Drop(prev)
+					a.locs.Add(cur)
+				}
+				dirty[p] = true
+			}
+			continue
+		case prev != nil && prev.Kind != cur.Kind:
+			removed := a.files.Remove(p)
+			for _, e := range removed {
+				a.locs.Drop(e)
+			}
+			mark(removed)
+			changes = append(changes, &wire.Change{Op: wire.OpDelete, Path: p})
+			prev = nil
+		}
+		c := &wire.Change{Op: wire.OpPut, Path: p, Entry: *cur}
+		if cur.Kind == baseline.KindFile {
+			var old []baseline.Chunk
+			if prev != nil {
+				old = prev.Chunks
+				c.BaseRoot = prev.Root()
+			}
+			c.Splice = baseline.Diff(old, cur.Chunks)
+			inline += a.attachData(c, cur, maxInlinePerRecord)
+		}
+		if prev != nil {
+			a.locs.Drop(prev)
+		}
+		a.files.Put(cur)
+		a.locs.Add(cur)
+		dirty[p] = true
+		changes = append(changes, c)
+	}
+	return append(changes, dirMeta...), dirty
+}
+
+// attachData reads the bytes of the splice's added chunks that the
+// backups cannot already hold (not elsewhere in the folder) into c.Data,
+// up to limit bytes, and returns how many bytes it attached.
+func (a *Agent) attachData(c *wire.Change, cur *baseline.Entry, limit int) int {
+	if len(c.Splice.Added) == 0 {
+		return 0
+	}
+	f, err := os.Open(filepath.Join(a.root, filepath.FromSlash(cur.Path)))
+	if err != nil {
+		return 0 // changed again already: backups fetch or repair
+	}
+	defer f.Close()
+	var off int64
+	for i := 0; i < c.Splice.Start; i++ {
+		off += int64(cur.Chunks[i].Size)
+	}
+	total := 0
+	seen := make(map[cid.Cid]bool)
+	for _, ch := range c.Splice.Added {
+		at := off
+		off += int64(ch.Size)
+		if seen[ch.CID] || len(a.locs[ch.CID]) > 0 {
+			continue
+		}
+		seen[ch.CID] = true
+		if total+int(ch.Size) > limit {
+			continue
+		}
+		buf := make([]byte, ch.Size)
+		if _, err := f.ReadAt(buf, at); err != nil {
+			return total
+		}
+		if baseline.VerifyChunk(ch.CID, buf) != nil {
+			continue // the file moved on; the chunk is fetched or repaired
+		}
+		if c.Data == nil {
+			c.Data = make(map[cid.Cid][]byte)
+		}
+		c.Data[ch.CID] = buf
+		total += len(buf)
+	}
+	return total
+}
+
+// commit journals changes (in batches bounded in bytes), saves the index
+// rows and publishes the records. The caller holds a.mu.
+func (a *Agent) commit(ctx context.Context, changes []*wire.Change, dirty map[string]bool) error {
+	var infos []journal.RecordInfo
+	var payloads [][]byte
+	size := 0
+	flush := func() error {
+		if len(payloads) == 0 {
+			return nil
+		}
+		in, err := a.j.AppendBatch(payloads)
+		if err != nil {
+			return fmt.Errorf("agent: journal of folder %q: %w", a.id, err)
+		}
+		a.publishRecords(ctx, in, payloads)
+		infos = append(infos, in...)
+		payloads, size = payloads[:0:0], 0
+		return nil
+	}
+	for _, c := range changes {
+		p := wire.EncodeChange(nil, c)
+		if size+len(p) > maxBatchPayload {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		payloads = append(payloads, p)
+		size += len(p)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	a.seq = a.j.Last()
+	err := a.db.Update(func(tx *store.Tx) error {
+		if err := a.rows.Files().Sync(tx, a.files, dirty); err != nil {
+			return err
+		}
+		return a.rows.PutSeq(tx, a.seq)
+	})
+	if err != nil {
+		// The records are durable; the next start's rescan re-derives the
+		// index rows (records are idempotent on the backups).
+		a.log.Error("save index", "err", err)
+	}
+	for _, c := range changes {
+		a.m.changes.WithLabelValues(a.id, c.Op.String()).Inc()
+	}
+	a.log.Debug("captured", "records", len(infos), "head", a.seq)
+	return nil
+}
+
+// publishRecords publishes journaled records on the folder topic, packing
+// consecutive small ones into one message (one signature, one message for
+// a burst of changes); a record too large for pubsub is only announced.
+func (a *Agent) publishRecords(ctx context.Context, infos []journal.RecordInfo, payloads [][]byte) {
+	var pk wire.RecordPacker
+	for i, info := range infos {
+		r := wire.Record{Seq: info.Seq, Time: info.Time, Payload: payloads[i]}
+		if !wire.Fits(r.Payload) {
+			a.publish(ctx, pk.Flush())
+			a.publish(ctx, wire.EncodeAnnounce(r))
+			continue
+		}
+		a.publish(ctx, pk.Add(r))
+	}
+	a.publish(ctx, pk.Flush())
+}
+
+// publish sends msg (nil: nothing) on the folder's topic.
+func (a *Agent) publish(ctx context.Context, msg []byte) {
+	if msg == nil {
+		return
+	}
+	if err := a.topic.Publish(ctx, msg); err != nil && ctx.Err() == nil {
+		a.log.Debug("publish", "err", err)
+	}
+}

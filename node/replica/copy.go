@@ -1,0 +1,434 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/store"
+)
+
+// A baseline's files are copied by a pipeline of named stages:
+//
+//	plan      which chunks must come from the source (each once); the
+//	          others are copied from the replica or from an earlier file
+//	fetch     one pipelined stream brings the planned chunks, in order of
+//	          first use (chunkStream)
+//	stage     each file is written under a temporary name: a small file is
+//	          assembled in memory and written by a pool of smallStagers
+//	          goroutines (creating a file is the slow part of a small
+//	          file), a big one is streamed chunk by chunk
+//	commit    a full group (stageFiles files or stageBytes bytes) is made
+//	          durable and renamed into place by a goroutine of its own
+//	          (one syncfs before, one after) while the next group is staged
+//	record    once a group is in place its index rows are saved, so a
+//	          restart resumes without fetching its chunks again
+//
+// The copier runs on the replica's goroutine; the small stagers and the
+// committer are the only other goroutines, and each touches only the group
+// it was given.
+
+// smallFile is the size up to which a file is assembled in memory and
+// staged by the pool.
+const smallFile = 256 << 10
+
+// smallStagers is how many goroutines stage small files.
+const smallStagers = 2
+
+// stagedFile is a file written under a temporary name during a baseline.
+type stagedFile struct {
+	e  *baseline.Entry
+	st *store.Staged
+}
+
+// stageGroup is a commit group: the files staged together and where their
+// chunks can be read until the group is in place.
+type stageGroup struct {
+	mu     sync.Mutex // guards files (small stagers append)
+	files  []stagedFile
+	count  int                   // files given to the group
+	bytes  int64                 // their bytes
+	done   int64                 // baseline bytes done once the group is in place
+	mem    map[cid.Cid][]byte    // chunks of the group's small files
+	staged map[cid.Cid]index.Loc // chunks in the group's staged files, by temp path
+	final  map[string]string     // temp path -> replica path, once committing
+	small  *errgroup.Group       // the small stagers of this group
+	errc   chan error            // the committer's result
+}
+
+func newStageGroup() *stageGroup {
+	g := &stageGroup{mem: make(map[cid.Cid][]byte), staged: make(map[cid.Cid]index.Loc), small: new(errgroup.Group)}
+	g.small.SetLimit(smallStagers)
+	return g
+}
+
+func (g *stageGroup) add(sf stagedFile) {
+	g.mu.Lock()
+	g.files = append(g.files, sf)
+	g.mu.Unlock()
+}
+
+// abort removes the group's temporary files (a no-op for those renamed).
+func (g *stageGroup) abort() {
+	for _, sf := range g.files {
+		sf.st.Abort()
+	}
+}
+
+// copier copies the files of one baseline.
+type copier struct {
+	r        *Replica
+	ap       *applier
+	stream   *chunkStream
+	planned  map[cid.Cid]bool // chunks the stream brings
+	consumed map[cid.Cid]bool // planned chunks already taken from the stream
+	cur      *stageGroup      // being staged
+	prev     *stageGroup      // being committed, or in place and not yet recorded
+	done     int64            // baseline bytes done
+	failed   []string         // files the source no longer had a chunk of
+	lr       *localReader
+	bw       vecWriter // reused for every big file
+}
+
+// copyFiles writes files (in order), returning the paths that could not be
+// completed because the source no longer had a chunk. done is the bytes
+// already in place before.
+func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.Entry, done int64) ([]string, error) {
+	c := &copier{r: r, ap: ap, done: done, consumed: make(map[cid.Cid]bool), cur: newStageGroup(), lr: newLocalReader(r)}
+	defer c.lr.close()
+	c.stream = r.streamChunks(ctx, c.plan(files))
+	defer c.stream.close()
+	defer c.cleanup()
+	for _, e := range files {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err := c.copyFile(e); err != nil {
+			return nil, err
+		}
+		if c.cur.count >= r.stageFiles || c.cur.bytes >= r.stageBytes {
+			if err := c.commit(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := c.commit(); err != nil {
+		return nil, err
+	}
+	if err := c.record(); err != nil {
+		return nil, err
+	}
+	if err := c.stream.wait(); err != nil {
+		return nil, err
+	}
+	return c.failed, nil
+}
+
+// plan decides which chunks come from the source: a chunk this replica
+// holds, or that an earlier file of this baseline brings, is copied
+// locally; every other one is fetched once.
+func (c *copier) plan(files []*baseline.Entry) []cid.Cid {
+	c.planned = make(map[cid.Cid]bool)
+	var remote []cid.Cid
+	for _, e := range files {
+		if c.r.adoptExisting(e) {
+			continue
+		}
+		for _, ch := range e.Chunks {
+			if c.planned[ch.CID] || len(c.r.locs[ch.CID]) > 0 {
+				continue
+			}
+			c.planned[ch.CID] = true
+			remote = append(remote, ch.CID)
+		}
+	}
+	return remote
+}
+
+// copyFile stages e (or notes it as failed, or takes it as adopted).
+func (c *copier) copyFile(e *baseline.Entry) error {
+	if c.r.adopted(e) {
+		c.done += e.Size
+		c.ap.touch(e.Path)
+		return nil
+	}
+	var ok bool
+	var err error
+	if e.Size <= smallFile {
+		ok, err = c.stageSmall(e)
+	} else {
+		ok, err = c.stageBig(e)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		c.failed = append(c.failed, e.Path)
+		return nil
+	}
+	c.cur.count++
+	c.cur.bytes += e.Size
+	c.done += e.Size
+	return nil
+}
+
+// fromStream reports whether chunk ch is to be taken from the stream now
+// (planned and not taken yet), and marks it taken.
+func (c *copier) fromStream(ch cid.Cid) bool {
+	if !c.planned[ch] || c.consumed[ch] {
+		return false
+	}
+	c.consumed[ch] = true
+	return true
+}
+
+// next takes the next chunk from the stream; errChunkUnavailable when the
+// source no longer has it.
+func (c *copier) next(ch cid.Cid) ([]byte, error) {
+	d, err := c.stream.next(ch)
+	if err == nil && d == nil {
+		err = errChunkUnavailable
+	}
+	return d, err
+}
+
+// memChunk finds a chunk held in memory by the current or previous group.
+func (c *copier) memChunk(ch cid.Cid) ([]byte, bool) {
+	if d, ok := c.cur.mem[ch]; ok {
+		return d, true
+	}
+	if c.prev != nil {
+		d, ok := c.prev.mem[ch]
+		return d, ok
+	}
+	return nil, false
+}
+
+// stagedChunk finds a chunk in a staged file of the current or previous group.
+func (c *copier) stagedChunk(ch cid.Cid) (index.Loc, bool) {
+	if l, ok := c.cur.staged[ch]; ok {
+		return l, true
+	}
+	if c.prev != nil {
+		l, ok := c.prev.staged[ch]
+		return l, ok
+	}
+	return index.Loc{}, false
+}
+
+// openStaged opens the staged file of l, at its final path if the
+// previous group renamed it meanwhile.
+func (c *copier) openStaged(l index.Loc) (*os.File, error) {
+	f, err := os.Open(l.Path)
+	if err == nil || c.prev == nil {
+		return f, err
+	}
+	rel, ok := c.prev.final[l.Path]
+	if !ok {
+		return nil, err
+	}
+	abs, aerr := c.r.rep.Abs(rel)
+	if aerr != nil {
+		return nil, err
+	}
+	return os.Open(abs)
+}
+
+// stageSmall assembles e in memory and hands it to a small stager; false
+// if a chunk is no longer available.
+func (c *copier) stageSmall(e *baseline.Entry) (bool, error) {
+	data := make([][]byte, 0, len(e.Chunks))
+	ok := true
+	for _, ch := range e.Chunks {
+		var d []byte
+		var err error
+		if m, hit := c.memChunk(ch.CID); hit {
+			d = m
+		} else if l, hit := c.stagedChunk(ch.CID); hit {
+			d, err = readStaged(c.openStaged, l)
+		} else if c.fromStream(ch.CID) {
+			d, err = c.next(ch.CID)
+		} else {
+			d, err = c.lr.readChunk(ch)
+		}
+		if errors.Is(err, errChunkUnavailable) {
+			ok = false // keep taking this file's chunks from the stream
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		c.cur.mem[ch.CID] = d
+		data = append(data, d)
+	}
+	if !ok {
+		return false, nil
+	}
+	g := c.cur
+	g.small.Go(func() error {
+		st, err := c.r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error { return writeVec(f, data) })
+		if err != nil {
+			return err
+		}
+		g.add(stagedFile{e: e, st: st})
+		return nil
+	})
+	return true, nil
+}
+
+// stageBig streams e into a staged file chunk by chunk; false if a chunk
+// is no longer available.
+func (c *copier) stageBig(e *baseline.Entry) (bool, error) {
+	missing := false
+	written := make(map[cid.Cid]index.Loc) // chunk -> offset and size in this file
+	st, err := c.r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error {
+		// fetched chunks are written through a buffer; local copies (which
+		// read or write f directly) flush it first
+		bw := &c.bw
+		bw.Reset(f)
+		var off int64
+		for _, ch := range e.Chunks {
+			var err error
+			if l, ok := written[ch.CID]; ok {
+				if err = bw.Flush(); err == nil {
+					err = copyWithin(f, l.Off, int64(l.Size))
+				}
+			} else if m, ok := c.memChunk(ch.CID); ok {
+				err = bw.Write(m)
+			} else if l, ok := c.stagedChunk(ch.CID); ok {
+				if err = bw.Flush(); err == nil {
+					err = copyStaged(f, c.openStaged, l)
+				}
+			} else if c.fromStream(ch.CID) {
+				var data []byte
+				if data, err = c.next(ch.CID); err == nil {
+					err = bw.Write(data)
+				}
+			} else if err = bw.Flush(); err == nil {
+				err = c.lr.copyChunk(f, ch)
+			}
+			if errors.Is(err, errChunkUnavailable) {
+				missing, err = true, nil
+			}
+			if err != nil {
+				return err
+			}
+			if _, ok := written[ch.CID]; !ok && !missing {
+				written[ch.CID] = index.Loc{Off: off, Size: ch.Size}
+			}
+			off += int64(ch.Size)
+		}
+		if missing {
+			return errChunkUnavailable
+		}
+		return bw.Flush()
+	})
+	if errors.Is(err, errChunkUnavailable) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for id, l := range written {
+		if _, ok := c.cur.staged[id]; !ok {
+			l.Path = st.TempPath()
+			c.cur.staged[id] = l
+		}
+	}
+	c.cur.add(stagedFile{e: e, st: st})
+	return true, nil
+}
+
+// commit waits for the current group's stagers, records the previous
+// group, and starts committing the current one in the background.
+func (c *copier) commit() error {
+	g := c.cur
+	if err := g.small.Wait(); err != nil {
+		return err
+	}
+	if err := c.record(); err != nil {
+		return err
+	}
+	if len(g.files) == 0 {
+		c.cur = newStageGroup()
+		return nil
+	}
+	for _, sf := range g.files {
+		if err := c.ap.keep(c.r.files.Get(sf.e.Path), sf.e); err != nil {
+			return err
+		}
+	}
+	g.done = c.done
+	g.final = make(map[string]string, len(g.files))
+	for _, sf := range g.files {
+		g.final[sf.st.TempPath()] = sf.st.Path()
+	}
+	g.errc = make(chan error, 1)
+	go func() { g.errc <- c.r.commitStaged(g.files) }()
+	c.prev, c.cur = g, newStageGroup()
+	return nil
+}
+
+// record waits for the previous group to be in place and saves its index
+// rows and progress.
+func (c *copier) record() error {
+	g := c.prev
+	if g == nil {
+		return nil
+	}
+	c.prev = nil
+	if err := <-g.errc; err != nil {
+		g.abort()
+		return err
+	}
+	r, ap := c.r, c.ap
+	ap.preserved = false
+	for _, sf := range g.files {
+		if old := r.files.Get(sf.e.Path); old != nil {
+			r.locs.Drop(old)
+		}
+		r.files.Put(sf.e)
+		r.locs.Add(sf.e)
+		ap.touch(sf.e.Path)
+	}
+	ap.endChange()
+	if err := r.db.Update(func(tx *store.Tx) error { return ap.save(tx) }); err != nil {
+		return err
+	}
+	clear(ap.dirty)
+	r.setStatus(func(s *Status) { s.DoneBytes = g.done })
+	r.progress(g.done, r.Status().TotalBytes, false)
+	r.poke(r.ackKick)
+	return nil
+}
+
+// cleanup, on an early return, waits for the goroutines and removes what
+// was staged and not renamed.
+func (c *copier) cleanup() {
+	c.cur.small.Wait()
+	c.cur.abort()
+	if c.prev != nil {
+		<-c.prev.errc
+		c.prev.abort()
+	}
+}
+
+// commitStaged makes a group of staged files durable (one syncfs), renames
+// them into place and makes the renames durable (another).
+func (r *Replica) commitStaged(group []stagedFile) error {
+	if err := r.rep.SyncFS(); err != nil {
+		return err
+	}
+	for _, sf := range group {
+		if err := sf.st.Commit(); err != nil {
+			return err
+		}
+	}
+	return r.rep.SyncFS()
+}

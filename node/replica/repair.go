@@ -1,0 +1,154 @@
+package replica
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/node/wire"
+)
+
+// repair brings p (and its subtree) to the source's current state,
+// fetched over a stream, when a record cannot be applied on what this
+// replica holds. Records up to the state's seq are then skipped for p.
+func (ap *applier) repair(ctx context.Context, p string) error {
+	r := ap.r
+	seq, ents, err := r.fetchPath(ctx, p)
+	if err != nil {
+		return err
+	}
+	r.log.Info("repairing path from the source's current state", "path", p, "as_of", seq, "entries", len(ents))
+	keep := make(map[string]bool, len(ents))
+	for i := range ents {
+		keep[ents[i].Path] = true
+	}
+	// remove what the source no longer has below p
+	var stale []string
+	r.files.Walk(p, func(e *baseline.Entry) {
+		if !keep[e.Path] {
+			stale = append(stale, e.Path)
+		}
+	})
+	for _, s := range stale {
+		if r.files.Get(s) == nil {
+			continue
+		}
+		if err := ap.removePath(s); err != nil {
+			return err
+		}
+	}
+	if len(ents) == 0 {
+		if err := ap.removePath(p); err != nil {
+			return err
+		}
+	}
+	for i := range ents {
+		e := ents[i]
+		prev := r.files.Get(e.Path)
+		if prev != nil && prev.SameContent(&e) {
+			if !prev.SameMeta(&e) {
+				if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
+					return err
+				}
+			}
+		} else {
+			if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
+				if err := ap.removePath(e.Path); err != nil {
+					return err
+				}
+				prev = nil
+			}
+			if prev != nil && prev.Kind == baseline.KindFile && e.Kind != baseline.KindFile {
+				if err := ap.keep(prev, nil); err != nil {
+					return err
+				}
+			}
+			switch e.Kind {
+			case baseline.KindDir:
+				err = r.rep.Mkdir(e.Path, e.Mode, e.MTime)
+			case baseline.KindSymlink:
+				err = r.rep.Symlink(e.Path, e.Target, e.MTime)
+			default:
+				err = ap.writeFile(ctx, &e, prev, nil)
+			}
+			if errors.Is(err, errChunkUnavailable) {
+				// The file changed again at the source meanwhile. What this
+				// replica holds for it is stale: drop it, so that the later
+				// records for it (a modification, a rename) find no base and
+				// repair it again instead of building on stale content.
+				r.log.Info("path changed again during repair; dropped until a later record repairs it", "path", e.Path)
+				if prev != nil {
+					if err := ap.removePath(e.Path); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if prev != nil {
+			r.locs.Drop(prev)
+		}
+		ne := e
+		r.files.Put(&ne)
+		r.locs.Add(&ne)
+		ap.touch(e.Path)
+	}
+	r.repaired[p] = seq
+	return nil
+}
+
+// fetchPath asks the source for the current entries of p and its subtree.
+func (r *Replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.Entry, error) {
+	s, err := r.openSync(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer s.Reset()
+	w := bufio.NewWriter(s)
+	if err := writeFrame(w, wire.PathReq, wire.EncodePathReq(r.folder, p)); err != nil {
+		return 0, nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return 0, nil, err
+	}
+	br := bufio.NewReader(s)
+	var seq uint64
+	var out []baseline.Entry
+	for {
+		typ, body, err := readFrame(br)
+		if err != nil {
+			return 0, nil, fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)
+		}
+		switch typ {
+		case wire.PathHead:
+			if seq, err = wire.DecodeSeq(body); err != nil {
+				return 0, nil, fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)
+			}
+		case wire.Entries:
+			es, err := wire.DecodeEntries(body)
+			if err != nil {
+				return 0, nil, err
+			}
+			for _, e := range es {
+				if e.Path != p && !strings.HasPrefix(e.Path, p+"/") {
+					return 0, nil, fmt.Errorf("replica: source answered path %q for %q", e.Path, p)
+				}
+			}
+			out = append(out, es...)
+		case wire.End:
+			sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+			return seq, out, nil
+		case wire.Error:
+			return 0, nil, wire.DecodeError(body)
+		default:
+			return 0, nil, fmt.Errorf("replica: unexpected frame 0x%02x from %s", typ, r.sourceName)
+		}
+	}
+}
