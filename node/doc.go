@@ -1,103 +1,49 @@
-// Package node wires one vigil node: an agent for every folder it protects,
-// a replica for every folder it keeps for another node, lag accounting and
-// the control endpoint.
+// Package node is the composition root of a vigil node: New wires an agent
+// (package agent) for every folder the config protects and a replica
+// (package replica) for every folder it keeps for another node, over one
+// network (the libp2p mesh, or a transport.Hub in tests); Run runs them with
+// the control endpoint (package control), the metrics endpoint and the
+// background scrub; Lag and Status assemble what `vigil lag` and `vigil
+// status` report.
 //
-// # Agent (source side)
+// # Packages
 //
-// Per protected folder: a Watcher (recursive fsnotify, events aggregated per
-// path until quiet) hands settled paths to the agent's goroutine, which owns
-// the folder's index (path -> entry with its chunk list, persisted in bbolt).
-// It stats each path (chunking only files whose size, mtime or inode
-// changed), makes the observations consistent (a child seen below a parent
-// seen gone is gone too), and diffs them against the index: renames are
-// found by inode (a directory rename moves its index subtree and sends no
-// data), then deletes, then puts and metadata changes; directory mtimes go
-// last. The resulting changes are appended to the folder's journal in one
-// group-committed batch, the index rows are saved, and each record is
-// published on the folder's gossipsub topic. A failed journal append
-// reloads the index from disk and schedules a full rescan, so no change is
-// lost. On start the agent rescans the folder against its index; the very
-// first scan only builds the index, which is the snapshot backups start from.
+//	node/config     vigil.yaml schema, defaults, validation
+//	node/watch      fsnotify settling; never reads file contents
+//	node/wire       the spec and codecs of records, frames, messages
+//	node/index      the tree of entries, chunk locations, bbolt layout
+//	node/history    version rows, history chunks, prune
+//	node/transport  streams and topics as interfaces; libp2p adapter; Hub
+//	node/agent      source role: capture, publish, serve, acknowledgements
+//	node/replica    target role: baseline, apply, repair, fetch, acks
+//	node/restore    restore, verify, history over a replica's data
+//	node/control    the control endpoint: server, client, report types
 //
-// # Change records (journal payloads)
+// Agent and replica never import each other; both take their dependencies
+// explicitly (journal.Log, *store.DB, a watcher, a publisher or transport).
 //
-// All integers are unsigned varints unless noted; strings and byte fields
-// are a uvarint length then the bytes; a CID is its binary form with a
-// uvarint length (0 = none).
+// # Concurrency model
 //
-//	record  = version(1 byte = 1) op(1 byte) path
-//	op 1 put     = entry(baseline entry codec, chunks omitted, size 0)
-//	               [file only: size base_root splice_start splice_removed
-//	                n_added { cid size inline(1 byte) [data if inline=1] }]
-//	op 2 delete  = (nothing more)
-//	op 3 rename  = to
-//	op 4 meta    = mode mtime(signed varint, unix nanos)
+// Run starts one errgroup; each goroutine below owns what is listed, and
+// Close cancels the group and waits for all of them before closing the
+// journals, the network and the database (in that order).
 //
-// A put of a file carries a splice of its chunk list (old chunks
-// [start, start+removed) replaced by the added ones) and the content root of
-// the version it applies on; the new chunks' bytes travel inline unless the
-// folder already holds the chunk elsewhere or the record's inline budget
-// (8 MiB) is spent, in which case the backup fetches them by CID.
+//	control server (2)   nothing: handlers call Lag, Status, Sync, Restore,
+//	                     Verify, History, which read under the owners' locks
+//	                     or post a barrier to the owner's goroutine
+//	metrics server (2)   nothing: the lag collector calls Lag at scrape time
+//	network Run          the mesh's dial loop (libp2p owns its goroutines)
+//	scrub                nothing: calls Verify every scrub_interval
+//	Agent.Run (each)     the folder's index, capture state; its watcher's
+//	                     goroutines (event loop, error drain)
+//	Replica.Run (each)   the replica's tree, locations, pending records;
+//	                     its topic reader, ack loop, fetch and copy stages
+//	stream handlers      one goroutine per inbound sync or ack stream,
+//	                     started by the network; stopped by Server.Stop
 //
-// # Replica (target side)
-//
-// Per consented (source, folder): the replica's goroutine owns its index and
-// applies records strictly in seq order. A record is applied only on the
-// version it was made against (content root check); otherwise the path is
-// repaired from the source's current state (path request) and records up
-// to that state's seq are skipped for it. Files are written to a temporary
-// name, fsynced and renamed into place; after a batch of records the
-// touched directories get their mtimes back and are fsynced, then the index
-// rows, the history versions and the applied seq are committed in one bbolt
-// transaction, and the applied seq is acknowledged to the source.
-//
-// Pubsub is the fast path only: a record out of order waits 30 ms for the
-// gap to fill, a heartbeat (every 500 ms) ahead of the applied seq waits
-// 150 ms, and a (re)connect pulls at once; each of these pulls the missing
-// range from the source's journal over a /vigil/sync stream. A range the
-// source no longer has (journal compacted past the backup's position, or
-// beyond its size cap) makes the replica re-baseline.
-//
-// Baseline: the replica asks for the source's snapshot (its index as of a
-// journal seq S0), removes what the source does not have, makes directories
-// and symlinks, then writes the files whose content it does not hold.
-// Chunks it already has (anywhere in the replica, or earlier in this
-// baseline) are copied locally; all others are fetched once over one
-// pipelined stream (batches of 256 CIDs, each answered by one frame, 16
-// batches in flight; reading, verifying against the CIDs and writing run
-// in separate goroutines). Files go to staged temporary files (chunks written
-// with writev, small files staged by a small pool), are made durable with one
-// syncfs per group (256 MiB or 2048 files) and renamed into place, in the
-// background while the next group is staged; each group's index rows are
-// committed after that, so a restart resumes without fetching a chunk again.
-// Records after S0 are applied afterwards.
-//
-// # Stream messages (/vigil/sync/1.0.0, /vigil/ack/1.0.0)
-//
-// Frames are mesh frames (uvarint length, type byte, payload). Requests
-// come from a target; each names a folder, and only the folder's designated
-// backups are served (others get an error frame).
-//
-//	0x01 snapshot request   folder
-//	     -> 0x81 head(seq, entries, total bytes), 0x82 entries(count, entry...)..., 0x8E end(seq)
-//	0x02 chunks request     folder, count, CID...  (pipelined; answered in order)
-//	     -> 0x83 chunks: per CID in order, 0x01 uvarint(len) bytes, or 0x00
-//	        (no longer available)
-//	0x03 journal request    folder, from seq
-//	     -> 0x85 record(seq, unix nanos (signed), payload)..., 0x8E end(head seq)
-//	        or 0x86 compacted(first retained seq)
-//	0x04 path request       folder, path
-//	     -> 0x87 head(seq), 0x82 entries..., 0x8E end(seq)
-//	0x8F error              message
-//	0x10 ack (ack stream)   folder, applied seq, in baseline(1 byte),
-//	                        baseline done bytes, baseline total bytes,
-//	                        applied time (signed unix nanos)
-//
-// # Pubsub messages (topic /vigil/folder/1/<source>/<folder>)
-//
-//	0x04 records    consecutive records, each uvarint length + (seq, unix
-//	                nanos (signed), payload); up to 256 KiB per message
-//	0x01 record     one record: seq, unix nanos (signed), payload
-//	0x02 announce   seq, unix nanos: a record too large for pubsub, pull it
-//	0x03 heartbeat  head seq (every 500 ms)
+// Locks, in the order they may be taken: Node.verifyMu (leaf); Agent.mu,
+// then the journal's locks; Replica.mu (leaf); history.Store's GC lock
+// (prune writes, restores read; never held across a channel wait); bbolt's
+// writer lock (db.Update) is taken last, with none of the above held
+// except Agent.mu during a capture's commit.
 package node

@@ -8,8 +8,6 @@ import "github.com/vigil-mesh/vigil/node/control"
 type (
 	controlClient = control.Client
 	lagReport     = control.LagReport
-	lagPair       = control.LagPair
-	statusReport  = control.StatusReport
 	replicaReport = control.ReplicaReport
 )
 

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,9 +52,12 @@ func vigilBinary(t *testing.T) string {
 			e2eBuildErr = err
 			return
 		}
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			goTool = "go"
+		// the go command that runs this test, else the one on PATH
+		goTool := "go"
+		if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
+			if p := filepath.Join(strings.TrimSpace(string(out)), "bin", "go"); fileExists(p) {
+				goTool = p
+			}
 		}
 		bin := filepath.Join(dir, "vigil")
 		cmd := exec.Command(goTool, "build", "-o", bin, ".")
@@ -538,4 +540,9 @@ func peerOf(s control.StatusReport, id string) (control.PeerReport, bool) {
 		}
 	}
 	return control.PeerReport{}, false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

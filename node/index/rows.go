@@ -83,7 +83,7 @@ type RowError struct {
 func (e *RowError) Error() string { return fmt.Sprintf("index: row %q: %v", e.Key, e.Err) }
 func (e *RowError) Unwrap() error { return e.Err }
 
-// DecodeEntry decodes a Files row; the entry's path is the key.
+// DecodeEntry decodes a Files row; the entry's path must be the key.
 func DecodeEntry(k, v []byte) (*baseline.Entry, error) {
 	e, n, err := baseline.DecodeEntry(v)
 	if err != nil {
@@ -92,7 +92,9 @@ func DecodeEntry(k, v []byte) (*baseline.Entry, error) {
 	if n != len(v) {
 		return nil, &RowError{Key: string(k), Err: fmt.Errorf("%d trailing bytes", len(v)-n)}
 	}
-	e.Path = string(k)
+	if e.Path != string(k) {
+		return nil, &RowError{Key: string(k), Err: fmt.Errorf("the row holds path %q", e.Path)}
+	}
 	return &e, nil
 }
 

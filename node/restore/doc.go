@@ -1,0 +1,12 @@
+// Package restore reads what a backup node keeps, without libp2p: Restore
+// writes a replica (or some of its paths) as it was at a time or journal
+// seq into a directory, Verify re-hashes a replica and its history against
+// the index (and against the source's current roots when the replica runs
+// and its source is online), History lists a path's versions. A Replica
+// describes one replica's data, from a running node or from a data
+// directory opened offline (EachOffline).
+//
+// Errors a user must act on carry a message naming the folder, source,
+// path or directory at fault and match the package's sentinels with
+// errors.Is.
+package restore
