@@ -508,8 +508,11 @@ func TestWatcherQueueOverflowEmitsRescanBatch(t *testing.T) {
 
 func TestWatcherFlushDeliversPendingPathsBeforeReturning(t *testing.T) {
 	root := t.TempDir()
-	// Without Flush nothing would settle during the test.
-	h := watchStart(t, root, Options{Quiet: time.Hour, MaxDelay: time.Hour}, nil)
+	// Without Flush nothing would settle during the test. The marker
+	// directory makes Flush wait for its own event, which the kernel queues
+	// after every earlier one (without it Flush waits for a short idle
+	// time, which a loaded machine can outlast).
+	h := watchStart(t, root, Options{Quiet: time.Hour, MaxDelay: time.Hour, MarkerDir: t.TempDir()}, nil)
 	watchWrite(t, filepath.Join(root, "f1"), "1")
 	watchWrite(t, filepath.Join(root, "f2"), "2")
 	watchMkdir(t, filepath.Join(root, "d"))
