@@ -26,6 +26,12 @@ type ScanOptions struct {
 	// Progress, if set, is called with cumulative counts of regular files
 	// completed and their bytes, from any goroutine.
 	Progress func(files int, bytes int64)
+	// OnError, if set, is told of each path that exists but cannot be read
+	// (a directory that cannot be listed, a file that cannot be opened or
+	// read), from any goroutine; the scan goes on without it (for a
+	// directory, with its entry but nothing below it). Without OnError such
+	// a path fails the scan.
+	OnError func(rel string, err error)
 	Logger   *slog.Logger
 }
 
@@ -44,8 +50,8 @@ var errVanished = errors.New("baseline: path vanished")
 // symlinks (target verbatim, never followed). Sockets, fifos and devices are
 // skipped with one log line each, as are paths the codec cannot carry
 // (longer than MaxPath). Ignored directories are not descended. A path that
-// vanishes during the scan is skipped; any other failure is a *PathError
-// naming the path.
+// vanishes during the scan is skipped; a path that cannot be read goes to
+// OnError if set; any other failure is a *PathError naming the path.
 func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 	log := logger(opts.Logger)
 	workers := opts.Workers
@@ -111,6 +117,13 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 				}
 				return nil
 			}
+			if opts.OnError != nil {
+				opts.OnError(rel, &PathError{Op: "scan", Path: rel, Err: err})
+				if d != nil && d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 			return &PathError{Op: "scan", Path: rel, Err: err}
 		}
 		if len(rel) > MaxPath {
@@ -131,11 +144,19 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
+			if opts.OnError != nil {
+				opts.OnError(rel, &PathError{Op: "scan", Path: rel, Err: err})
+				return nil
+			}
 			return &PathError{Op: "scan", Path: rel, Err: err}
 		}
 		e, needHash, err := entryFromInfo(rel, info, opts.Reuse, func(string) (string, error) { return os.Readlink(p) }, log)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrSpecialFile) {
+				return nil
+			}
+			if opts.OnError != nil {
+				opts.OnError(rel, err)
 				return nil
 			}
 			return err
@@ -147,6 +168,11 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 			g.Go(func() error {
 				err := hashFile(gctx, rt, &it.e, hashWorkers)
 				if errors.Is(err, errVanished) {
+					it.skip = true
+					return nil
+				}
+				if err != nil && opts.OnError != nil && gctx.Err() == nil {
+					opts.OnError(rel, err)
 					it.skip = true
 					return nil
 				}

@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/agent"
 	"github.com/vigil-mesh/vigil/node/control"
 	"github.com/vigil-mesh/vigil/node/replica"
+	"github.com/vigil-mesh/vigil/node/wire"
 )
 
 func timePtr(t time.Time) *time.Time {
@@ -25,10 +28,13 @@ func (n *Node) Lag() control.LagReport {
 	for _, a := range n.agents {
 		fs := a.Status()
 		head, total := fs.JournalLast, fs.Bytes
+		folderErrs := agentErrors(fs.Problems)
 		for _, st := range fs.Backups {
 			b := st.Peer
 			p := control.LagPair{Source: n.id.String(), SourceName: n.cfg.Node.Name, Folder: a.ID(),
 				Target: b.String(), TargetName: n.peerName(b), HeadSeq: head}
+			p.Errors = append(slices.Clone(folderErrs), ackErrors(st.Errors)...)
+			p.MoreErrors = int(st.MoreErrors)
 			synced := !st.AckedAt.IsZero() && !st.Baseline && !st.Reset
 			if synced {
 				p.AppliedSeq = min(st.Applied, head)
@@ -95,7 +101,10 @@ func (n *Node) Sync(ctx context.Context) error {
 }
 
 // WaitSynced syncs, then waits until every pair is live with nothing to
-// apply, or ctx ends. It returns the last report and whether it synced.
+// apply, or ctx ends. It returns the last report and whether it synced. It
+// gives up at once, with the report naming them, when a change cannot be
+// backed up: the capture failed, or a pair reports errors (a path that
+// cannot be read or written, a journal or disk that cannot be written).
 func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 	if err := n.Sync(ctx); err != nil {
 		return n.Lag(), false
@@ -107,6 +116,9 @@ func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 		if allSynced(rep) {
 			return rep, true
 		}
+		if hasErrors(rep) {
+			return rep, false
+		}
 		select {
 		case <-ctx.Done():
 			return n.Lag(), false
@@ -117,7 +129,7 @@ func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 
 func allSynced(rep control.LagReport) bool {
 	for _, p := range rep.Pairs {
-		if p.State != control.StateLive || p.LagSeq != 0 {
+		if p.State != control.StateLive || p.LagSeq != 0 || len(p.Errors) > 0 || p.MoreErrors > 0 {
 			return false
 		}
 	}
@@ -131,7 +143,7 @@ func (n *Node) replicaPair(r *replica.Replica, now time.Time) control.LagPair {
 		Target: n.id.String(), TargetName: n.cfg.Node.Name,
 		HeadSeq: max(st.Head, st.Applied), AppliedSeq: st.Applied,
 		BaselineDoneBytes: st.DoneBytes, BaselineTotalBytes: st.TotalBytes,
-		LastApplied: timePtr(st.AppliedAt)}
+		LastApplied: timePtr(st.AppliedAt), Errors: replicaErrors(st.Problems)}
 	if st.BaselineOK && st.TotalBytes == 0 {
 		p.BaselineDoneBytes, p.BaselineTotalBytes = st.Bytes, st.Bytes
 	}
@@ -158,4 +170,37 @@ func (n *Node) replicaPair(r *replica.Replica, now time.Time) control.LagPair {
 		p.State = control.StateLive
 	}
 	return p
+}
+
+func hasErrors(rep control.LagReport) bool {
+	for _, p := range rep.Pairs {
+		if len(p.Errors) > 0 || p.MoreErrors > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func agentErrors(ps []agent.Problem) []control.ErrorReport {
+	out := make([]control.ErrorReport, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, control.ErrorReport{Path: p.Path, Error: p.Err, Since: p.Since.UTC()})
+	}
+	return out
+}
+
+func replicaErrors(ps []replica.Problem) []control.ErrorReport {
+	out := make([]control.ErrorReport, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, control.ErrorReport{Path: p.Path, Error: p.Err, Since: p.Since.UTC()})
+	}
+	return out
+}
+
+func ackErrors(es []wire.AckError) []control.ErrorReport {
+	out := make([]control.ErrorReport, 0, len(es))
+	for _, e := range es {
+		out = append(out, control.ErrorReport{Path: e.Path, Error: e.Err, Since: e.Since.UTC()})
+	}
+	return out
 }

@@ -18,6 +18,7 @@ type lagCollector struct {
 	n                    *Node
 	seq, bytes, seconds  *prometheus.Desc
 	head, applied, state *prometheus.Desc
+	errors               *prometheus.Desc
 }
 
 func newLagCollector(n *Node) *lagCollector {
@@ -32,11 +33,12 @@ func newLagCollector(n *Node) *lagCollector {
 		head:    d("head_seq", "Newest journal seq of the pair's source."),
 		applied: d("applied_seq", "Journal seq the target has durably applied."),
 		state:   d("state", "1 for the pair's current state.", "state"),
+		errors:  d("errors", "Failures that keep changes of the pair from being backed up (see vigil lag)."),
 	}
 }
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.seq, c.bytes, c.seconds, c.head, c.applied, c.state} {
+	for _, d := range []*prometheus.Desc{c.seq, c.bytes, c.seconds, c.head, c.applied, c.state, c.errors} {
 		ch <- d
 	}
 }
@@ -50,6 +52,7 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.head, prometheus.GaugeValue, float64(p.HeadSeq), l...)
 		ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(p.AppliedSeq), l...)
 		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, 1, append(l, p.State)...)
+		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.GaugeValue, float64(len(p.Errors)+p.MoreErrors), l...)
 	}
 }
 

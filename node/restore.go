@@ -2,9 +2,13 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/control"
 	"github.com/vigil-mesh/vigil/node/history"
 	"github.com/vigil-mesh/vigil/node/replica"
 	"github.com/vigil-mesh/vigil/node/restore"
@@ -183,22 +187,110 @@ func (n *Node) runScrub(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		reps, err := n.Verify(ctx, "", "")
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			log.Error("scrub", "err", err)
-		}
-		for _, rep := range reps {
-			for _, p := range rep.Problems {
-				log.Warn("scrub found a problem", "source", rep.SourceName, "folder", rep.Folder,
+		for _, r := range n.replicas {
+			// verify, and repair from the source what is wrong when it is
+			// online (else the problems stay in the report until the next
+			// scrub or `vigil repair`)
+			rr, err := n.repairReplica(ctx, r, true)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				log.Error("scrub", "source", r.SourceName(), "folder", r.Folder(), "err", err)
+			}
+			for _, p := range rr.Before.Problems {
+				log.Warn("scrub found a problem", "source", rr.SourceName, "folder", rr.Folder,
 					"kind", p.Kind, "path", p.Path, "detail", p.Detail)
 			}
-			if rep.OK {
-				log.Info("scrub ok", "source", rep.SourceName, "folder", rep.Folder, "files", rep.Files,
-					"bytes", rep.Bytes, "history_chunks", rep.HistoryChunks)
+			switch {
+			case rr.Before.OK:
+				log.Info("scrub ok", "source", rr.SourceName, "folder", rr.Folder, "files", rr.Before.Files,
+					"bytes", rr.Before.Bytes, "history_chunks", rr.Before.HistoryChunks)
+			case err == nil && rr.After.OK:
+				log.Info("scrub repaired the replica from the source", "source", rr.SourceName, "folder", rr.Folder,
+					"problems", len(rr.Before.Problems))
 			}
 		}
 	}
+}
+
+// RepairReport is what `vigil repair` did to one replica: what verify found
+// before, and what it finds after the repair.
+type RepairReport = control.RepairReport
+
+// Repair verifies the replicas this running node holds (all when source
+// and folder are empty) and brings what verify found wrong back to the
+// source's current state: damaged and missing files fetched again, extra
+// ones removed, damaged history chunks fetched again or dropped. It needs
+// each source online; then it verifies again.
+func (n *Node) Repair(ctx context.Context, source, folder string) ([]control.RepairReport, error) {
+	reps, err := n.replicasOf(source, folder)
+	if err != nil {
+		return nil, err
+	}
+	var out []control.RepairReport
+	for _, r := range reps {
+		rr, err := n.repairReplica(ctx, r, false)
+		out = append(out, rr)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// repairReplica verifies r and repairs what verify found; with auto (the
+// scrub) only when the source is online.
+func (n *Node) repairReplica(ctx context.Context, r *replica.Replica, auto bool) (control.RepairReport, error) {
+	rr := control.RepairReport{Source: r.Source().String(), SourceName: r.SourceName(), Folder: r.Folder()}
+	before, err := restore.Verify(ctx, n.data(r))
+	if err != nil {
+		return rr, err
+	}
+	rr.Before, rr.After = before, before
+	n.verifyMu.Lock()
+	n.lastVerify[r] = &before
+	n.verifyMu.Unlock()
+	fix := fixOf(before)
+	if fix.empty() || (auto && !n.net.Connected(r.Source())) {
+		return rr, nil
+	}
+	if err := r.Repair(ctx, fix.Fix); err != nil {
+		return rr, fmt.Errorf("node: repair %s/%s: %w", r.SourceName(), r.Folder(), err)
+	}
+	after, err := restore.Verify(ctx, n.data(r))
+	if err != nil {
+		return rr, err
+	}
+	rr.After = after
+	n.verifyMu.Lock()
+	n.lastVerify[r] = &after
+	n.verifyMu.Unlock()
+	return rr, nil
+}
+
+type fixPlan struct{ replica.Fix }
+
+func (f fixPlan) empty() bool {
+	return len(f.Damaged)+len(f.Missing)+len(f.Extra)+len(f.HistoryChunks) == 0
+}
+
+// fixOf turns verify's problems into what repair does about them.
+func fixOf(rep restore.VerifyReport) fixPlan {
+	var f fixPlan
+	for _, p := range rep.Problems {
+		switch p.Kind {
+		case "differs":
+			f.Damaged = append(f.Damaged, p.Path)
+		case "missing", "differs-from-source":
+			f.Missing = append(f.Missing, p.Path)
+		case "extra":
+			f.Extra = append(f.Extra, p.Path)
+		case "history-chunk":
+			if c, err := cid.Decode(p.CID); err == nil {
+				f.HistoryChunks = append(f.HistoryChunks, c)
+			}
+		}
+	}
+	return f
 }

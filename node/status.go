@@ -25,7 +25,7 @@ func (n *Node) Status() control.StatusReport {
 		st := a.Status()
 		fr := control.FolderReport{ID: a.ID(), Path: a.Root(), Entries: st.Entries, Bytes: st.Bytes,
 			BackupTo: n.cfg.Folders[i].BackupTo, JournalFirst: st.JournalFirst, JournalLast: st.JournalLast,
-			JournalBytes: st.JournalBytes}
+			JournalBytes: st.JournalBytes, Errors: agentErrors(st.Problems)}
 		s.JournalBytes += fr.JournalBytes
 		s.Folders = append(s.Folders, fr)
 	}
@@ -35,7 +35,7 @@ func (n *Node) Status() control.StatusReport {
 			Path: filepath.Clean(r.Root()), State: n.replicaPair(r, n.started).State, Files: st.Files, Bytes: st.Bytes,
 			AppliedSeq: st.Applied, HeadSeq: max(st.Head, st.Applied), BaselineDoneBytes: st.DoneBytes,
 			BaselineTotalBytes: st.TotalBytes, ChunksFetched: r.FetchedChunks(), LastError: st.LastError,
-			RetentionHours: r.Retention().Hours(), LastVerify: n.verifyReport(r)}
+			RetentionHours: r.Retention().Hours(), LastVerify: n.verifyReport(r), Errors: replicaErrors(st.Problems)}
 		rr.HistoryBytes, _ = r.History().Chunks.Size()
 		s.Replicas = append(s.Replicas, rr)
 	}

@@ -26,10 +26,16 @@ var ErrUnsafePath = errors.New("store: unsafe path")
 // MaxPathLen is the longest relative path (in bytes) a Replica accepts.
 const MaxPathLen = 4096
 
-// TempPrefix starts the name of every temporary file a Replica creates.
-// Path elements starting with it are refused, so CleanTemp never removes
-// replicated data.
+// TempPrefix starts the name of the temporary files a restore writes next
+// to the files it restores. A Replica keeps its own temporary files out of
+// the tree, in its staging directory (see OpenReplica), so every name a
+// source may hold is free in the tree.
 const TempPrefix = ".vigil-tmp-"
+
+// StagingSuffix ends the name of a replica's staging directory, a sibling
+// of its root: "@" cannot appear in a folder ID, so no replica's root can
+// take that name.
+const StagingSuffix = "@staging"
 
 // PathError records an operation and the path at fault. For a Replica, Path
 // is the relative path as received; otherwise it is a file path.
@@ -48,8 +54,9 @@ func (e *PathError) Unwrap() error { return e.Err }
 // ValidatePath checks a slash-separated relative path received from the
 // network, without touching the disk. It returns an error wrapping
 // ErrUnsafePath if the path is empty, longer than MaxPathLen, contains NUL,
-// is absolute, has an empty, "." or ".." element (also between
-// backslashes, as in `..\x`), or an element starting with TempPrefix.
+// is absolute, or has an empty, "." or ".." element. Any other name Linux
+// allows is accepted: backslashes, leading dots, newlines, bytes that are
+// not UTF-8.
 func ValidatePath(rel string) error {
 	switch {
 	case rel == "":
@@ -64,16 +71,6 @@ func ValidatePath(rel string) error {
 	for el := range strings.SplitSeq(rel, "/") {
 		if err := validElement(el); err != nil {
 			return err
-		}
-		if strings.HasPrefix(el, TempPrefix) {
-			return unsafePath("reserved name " + strconv.Quote(el))
-		}
-		if strings.ContainsRune(el, '\\') {
-			for part := range strings.SplitSeq(el, `\`) {
-				if err := validElement(part); err != nil {
-					return fmt.Errorf("%w (between backslashes)", err)
-				}
-			}
 		}
 	}
 	return nil
@@ -96,7 +93,9 @@ func unsafePath(why string) error { return fmt.Errorf("%w: %s", ErrUnsafePath, w
 // inside the root may be a symlink. Methods may be called concurrently for
 // different paths.
 type Replica struct {
-	root string
+	root    string
+	staging string // temporary files, outside the tree
+	faults  *Faults
 
 	// dirs, while CacheDirs is on, holds the directories (relative paths)
 	// that resolveCreate has made or found to be real directories, so
@@ -165,10 +164,18 @@ func (r *Replica) forgetDirs(rel string) {
 	}
 }
 
+// ReplicaOption configures OpenReplica.
+type ReplicaOption func(*Replica)
+
+// WithFaults makes the replica's writes fail as f says (tests).
+func WithFaults(f *Faults) ReplicaOption { return func(r *Replica) { r.faults = f } }
+
 // OpenReplica opens the replica rooted at root, creating it (and missing
-// parents, mode 0700) if needed. The root itself may be reached through a
-// symlink; the tree below it is never.
-func OpenReplica(root string) (*Replica, error) {
+// parents, mode 0700) if needed, and its staging directory: root's real
+// path with StagingSuffix appended, beside it on the same file system, where
+// files are written before they are renamed into the tree. The root itself
+// may be reached through a symlink; the tree below it is never.
+func OpenReplica(root string, opts ...ReplicaOption) (*Replica, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, &PathError{Op: "open replica", Path: root, Err: err}
@@ -183,8 +190,23 @@ func OpenReplica(root string) (*Replica, error) {
 	if !fi.IsDir() {
 		return nil, &PathError{Op: "open replica", Path: abs, Err: syscall.ENOTDIR}
 	}
-	return &Replica{root: abs}, nil
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, &PathError{Op: "open replica", Path: abs, Err: err}
+	}
+	r := &Replica{root: abs, staging: real + StagingSuffix}
+	for _, o := range opts {
+		o(r)
+	}
+	if err := os.MkdirAll(r.staging, 0o700); err != nil {
+		return nil, &PathError{Op: "open replica", Path: r.staging, Err: err}
+	}
+	return r, nil
 }
+
+// Staging is the directory where the replica writes files before renaming
+// them into the tree.
+func (r *Replica) Staging() string { return r.staging }
 
 // Root returns the absolute root directory.
 func (r *Replica) Root() string { return r.root }
@@ -270,7 +292,7 @@ func (r *Replica) resolveCreate(op, rel string) (string, error) {
 }
 
 // WriteFile replaces rel atomically with a regular file: a temporary file
-// (TempPrefix...) in the same directory is filled by write, given mode's
+// in the staging directory is filled by write, given mode's
 // permission bits (setuid/setgid/sticky are not reproduced) and mtime
 // (skipped if zero), fsynced, renamed over rel, and the directory is
 // fsynced. Missing parent directories are created first. If write (or any
@@ -307,15 +329,16 @@ type writeOptions struct{ noDirSync bool }
 // syncs each directory once for many files with SyncDir).
 func NoDirSync() WriteOption { return func(o *writeOptions) { o.noDirSync = true } }
 
-// Staged is a file written under a temporary name next to its
-// destination, not yet in place. Commit renames it into place; Abort
+// Staged is a file written under a temporary name in the staging
+// directory, not yet in place. Commit renames it into place; Abort
 // removes it.
 type Staged struct {
+	r             *Replica
 	rel, abs, tmp string
 }
 
-// Stage writes a file under a temporary name next to rel (creating missing
-// parents) without syncing it: the caller syncs many staged files at once
+// Stage writes a file under a temporary name in the staging directory
+// (creating rel's missing parents) without syncing it: the caller syncs many staged files at once
 // with SyncFS before committing them, so that every file is durable before
 // it replaces the old one.
 func (r *Replica) Stage(rel string, mode fs.FileMode, mtime time.Time, write func(f *os.File) error) (*Staged, error) {
@@ -324,21 +347,14 @@ func (r *Replica) Stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 
 func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write func(f *os.File) error, sync bool) (*Staged, error) {
 	const op = "write"
+	if err := r.faults.check(rel); err != nil {
+		return nil, &PathError{Op: op, Path: rel, Err: err}
+	}
 	abs, err := r.resolveCreate(op, rel)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(abs)
-	f, err := createTemp(dir)
-	if err != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
-		// a remembered parent was changed behind this replica's back:
-		// check (and make) the parents again
-		r.forgetDirs(path.Dir(rel))
-		if abs, err = r.resolveCreate(op, rel); err != nil {
-			return nil, err
-		}
-		f, err = createTemp(dir)
-	}
+	f, err := createTemp(r.staging)
 	if err != nil {
 		return nil, &PathError{Op: op, Path: rel, Err: err}
 	}
@@ -372,7 +388,7 @@ func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 		return nil, &PathError{Op: op, Path: rel, Err: err}
 	}
 	done = true
-	return &Staged{rel: rel, abs: abs, tmp: tmp}, nil
+	return &Staged{r: r, rel: rel, abs: abs, tmp: tmp}, nil
 }
 
 // newTemp calls create with new random TempPrefix names in dir until one
@@ -410,10 +426,26 @@ func createTemp(dir string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), name), nil
 }
 
-// Commit renames the staged file into place.
+// Commit renames the staged file into place (the parents it needs are
+// made again if they went away meanwhile).
 func (s *Staged) Commit() error {
-	if err := os.Rename(s.tmp, s.abs); err != nil {
+	err := os.Rename(s.tmp, s.abs)
+	if err != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+		// a remembered parent was changed behind this replica's back:
+		// check (and make) the parents again
+		s.r.forgetDirs(path.Dir(s.rel))
+		var abs string
+		if abs, err = s.r.resolveCreate("write", s.rel); err == nil {
+			s.abs = abs
+			err = os.Rename(s.tmp, s.abs)
+		}
+	}
+	if err != nil {
 		_ = os.Remove(s.tmp)
+		var pe *PathError
+		if errors.As(err, &pe) {
+			return err
+		}
 		return &PathError{Op: "write", Path: s.rel, Err: err}
 	}
 	return nil
@@ -451,9 +483,12 @@ func (r *Replica) Symlink(rel, target string, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
+	if err := r.faults.check(rel); err != nil {
+		return &PathError{Op: op, Path: rel, Err: err}
+	}
 	r.forgetDirs(rel) // a directory at rel is replaced
 	dir := filepath.Dir(abs)
-	tmp, err := newTemp(dir, func(name string) error { return os.Symlink(target, name) })
+	tmp, err := newTemp(r.staging, func(name string) error { return os.Symlink(target, name) })
 	if err != nil {
 		return &PathError{Op: op, Path: rel, Err: err}
 	}
@@ -484,6 +519,9 @@ func (r *Replica) Mkdir(rel string, mode fs.FileMode, mtime time.Time, opts ...W
 	var o writeOptions
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if err := r.faults.check(rel); err != nil {
+		return &PathError{Op: op, Path: rel, Err: err}
 	}
 	abs, err := r.resolveCreate(op, rel)
 	if err != nil {
@@ -660,30 +698,17 @@ func (r *Replica) Lstat(rel string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
-// CleanTemp removes every TempPrefix entry left in the tree by a crash.
-// It walks the whole tree (without following symlinks); call it once when
-// opening a replica, before writing.
+// CleanTemp removes what a crash left in the staging directory. Call it
+// once when opening a replica, before writing.
 func (r *Replica) CleanTemp() error {
-	err := filepath.WalkDir(r.root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if path == r.root || !strings.HasPrefix(d.Name(), TempPrefix) {
-			return nil
-		}
-		if err := os.RemoveAll(path); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return filepath.SkipDir
-		}
-		return nil
-	})
+	ents, err := os.ReadDir(r.staging)
 	if err != nil {
-		return &PathError{Op: "cleantemp", Path: r.root, Err: err}
+		return &PathError{Op: "cleantemp", Path: r.staging, Err: err}
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(r.staging, e.Name())); err != nil {
+			return &PathError{Op: "cleantemp", Path: r.staging, Err: err}
+		}
 	}
 	return nil
 }

@@ -88,11 +88,16 @@ func TestValidatePathTable(t *testing.T) {
 		{"a//b", false},
 		{"a/", false},
 		{"a\x00b", false},
-		{`..\x`, false},
-		{`a\..\..\b`, false},
-		{`\etc\passwd`, false},
-		{"a/.vigil-tmp-123", false},
 		{long, false},
+		// names Linux allows are names a backup must hold
+		{`..\x`, true},
+		{`a\..\..\b`, true},
+		{`\etc\passwd`, true},
+		{"a/.vigil-tmp-123", true},
+		{".vigil-tmp-notes", true},
+		{"new\nline", true},
+		{"bad\xff\xfeutf8", true},
+		{strings.Repeat("n", 255), true},
 	}
 	for _, tt := range tests {
 		err := ValidatePath(tt.rel)
@@ -116,6 +121,19 @@ func TestValidatePathTable(t *testing.T) {
 	}
 	if got := listTree(t, r.Root()); len(got) != 0 {
 		t.Errorf("refused writes left %q in the replica", got)
+	}
+	for _, tt := range tests {
+		if !tt.ok {
+			continue
+		}
+		r := openTestReplica(t) // each in an empty tree ("a" would block "a/b/c.txt")
+		if err := r.WriteFile(tt.rel, 0o644, time.Time{}, writeString("x")); err != nil {
+			t.Errorf("WriteFile(%q) = %v, want the file written", tt.rel, err)
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(r.Root(), filepath.FromSlash(tt.rel))); err != nil || string(b) != "x" {
+			t.Errorf("%q inside the root: %q, %v", tt.rel, b, err)
+		}
 	}
 }
 
@@ -470,23 +488,54 @@ func TestReplicaRemoveFileSymlinkTreeAndMissing(t *testing.T) {
 	}
 }
 
-func TestReplicaCleanTempRemovesOnlyLeftovers(t *testing.T) {
+func TestReplicaCleanTempEmptiesStagingAndKeepsEveryNameInTheTree(t *testing.T) {
 	r := openTestReplica(t)
-	_ = r.WriteFile("d/real", 0o644, time.Time{}, writeString("r"))
-	leftovers := []string{TempPrefix + "123", "d/" + TempPrefix + "abc"}
-	for _, rel := range leftovers {
-		if err := os.WriteFile(filepath.Join(r.Root(), rel), []byte("partial"), 0o600); err != nil {
+	// names of the tree that look like temporary files are data
+	for _, rel := range []string{"d/real", TempPrefix + "123", "d/" + TempPrefix + "abc"} {
+		if err := r.WriteFile(rel, 0o644, time.Time{}, writeString("r")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Symlink("x", filepath.Join(r.Root(), "d", TempPrefix+"link")); err != nil {
+	// a staged file left by a crash
+	st, err := r.Stage("d/partial", 0o644, time.Time{}, writeString("partial"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if filepath.Dir(st.TempPath()) != r.Staging() || strings.HasPrefix(st.TempPath(), r.Root()+"/") {
+		t.Fatalf("staged at %s, want inside %s and outside the tree", st.TempPath(), r.Staging())
 	}
 	if err := r.CleanTemp(); err != nil {
 		t.Fatal(err)
 	}
-	if got := listTree(t, r.Root()); !slices.Equal(got, []string{"d", "d/real"}) {
-		t.Errorf("tree after CleanTemp = %q", got)
+	want := []string{TempPrefix + "123", "d", "d/" + TempPrefix + "abc", "d/real"}
+	if got := listTree(t, r.Root()); !slices.Equal(got, want) {
+		t.Errorf("tree after CleanTemp = %q, want %q", got, want)
+	}
+	if ents, _ := os.ReadDir(r.Staging()); len(ents) != 0 {
+		t.Errorf("staging after CleanTemp holds %d entries", len(ents))
+	}
+}
+
+func TestReplicaFaultsFailWritesOfChosenPathsUntilCleared(t *testing.T) {
+	var f Faults
+	r, err := OpenReplica(filepath.Join(t.TempDir(), "r"), WithFaults(&f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.FailPath("full", syscall.ENOSPC)
+	if err := r.WriteFile("full/a", 0o644, time.Time{}, writeString("x")); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write below a failing path: %v", err)
+	}
+	if err := r.WriteFile("other", 0o644, time.Time{}, writeString("x")); err != nil {
+		t.Fatalf("write of another path: %v", err)
+	}
+	f.FailWrites(syscall.EIO)
+	if err := r.Mkdir("dir", 0o755, time.Time{}); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("mkdir while all writes fail: %v", err)
+	}
+	f.Clear()
+	if err := r.WriteFile("full/a", 0o644, time.Time{}, writeString("x")); err != nil {
+		t.Fatalf("write after Clear: %v", err)
 	}
 }
 

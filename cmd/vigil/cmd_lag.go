@@ -12,8 +12,10 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-mesh/vigil/node/control"
 
@@ -129,9 +131,30 @@ func waitSynced(ctx context.Context, c *control.Client, addr string, stdout io.W
 		return err
 	}
 	if !ok {
-		return &notSyncedError{after: o.waitSynced, behind: len(behind)}
+		return &notSyncedError{after: o.waitSynced, behind: len(behind), failures: pairErrors(rep.Pairs)}
 	}
 	return nil
+}
+
+// pairFailure is one error of one pair, as the wait-synced message names it.
+type pairFailure struct {
+	pair string // "laptop/docs -> nas"
+	control.ErrorReport
+}
+
+// pairErrors lists the errors of every pair, in pair order.
+func pairErrors(pairs []control.LagPair) []pairFailure {
+	var out []pairFailure
+	for _, p := range sortPairs(pairs) {
+		for _, e := range p.Errors {
+			out = append(out, pairFailure{pair: pairLabel(p), ErrorReport: e})
+		}
+	}
+	return out
+}
+
+func pairLabel(p control.LagPair) string {
+	return peerLabel(p.SourceName, p.Source) + "/" + p.Folder + " -> " + peerLabel(p.TargetName, p.Target)
 }
 
 // watchLag runs `vigil lag --watch` until ctx ends or SIGINT/SIGTERM.
@@ -225,7 +248,7 @@ func sortPairs(pairs []control.LagPair) []control.LagPair {
 func pairsBehind(pairs []control.LagPair) []control.LagPair {
 	var out []control.LagPair
 	for _, p := range pairs {
-		if p.State != control.StateLive || p.LagSeq != 0 {
+		if p.State != control.StateLive || p.LagSeq != 0 || len(p.Errors) > 0 || p.MoreErrors > 0 {
 			out = append(out, p)
 		}
 	}
@@ -246,6 +269,7 @@ func writeLagTable(w io.Writer, pairs []control.LagPair, now time.Time) {
 			seqLag(p), humanBytes(p.LagBytes), humanSeconds(p.LagSeconds), relativeTime(p.LastApplied, now))
 	}
 	t.flush()
+	writeErrors(w, pairs, now)
 	var bars []control.LagPair
 	for _, p := range pairs {
 		if p.State == control.StateBaseline {
@@ -302,10 +326,69 @@ func controlError(addr string, err error) error {
 
 // notSyncedError is the failure of `vigil lag --wait-synced`.
 type notSyncedError struct {
-	after  string // the duration as the user wrote it
-	behind int    // pairs not live with nothing to apply
+	after    string // the duration as the user wrote it
+	behind   int    // pairs not live with nothing to apply
+	failures []pairFailure
 }
 
+// maxNamed bounds the failures named in the one-line message.
+const maxNamed = 8
+
 func (e *notSyncedError) Error() string {
-	return fmt.Sprintf("not synced after %s: %d pair(s) behind", e.after, e.behind)
+	if len(e.failures) == 0 {
+		return fmt.Sprintf("not synced after %s: %d pair(s) behind", e.after, e.behind)
+	}
+	var b strings.Builder
+	b.WriteString("not synced: changes cannot be backed up: ")
+	for i, f := range e.failures {
+		if i == maxNamed {
+			fmt.Fprintf(&b, "; and %d more (see vigil lag)", len(e.failures)-maxNamed)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if f.Path != "" {
+			b.WriteString(quotePath(f.Path) + ": ")
+		}
+		b.WriteString(f.Error + " (" + f.pair + ")")
+	}
+	return b.String()
+}
+
+// writeErrors lists, below the table, what keeps each pair from being
+// backed up.
+func writeErrors(w io.Writer, pairs []control.LagPair, now time.Time) {
+	first := true
+	for _, p := range pairs {
+		if len(p.Errors) == 0 && p.MoreErrors == 0 {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "NOT BACKED UP")
+			first = false
+		}
+		for _, e := range p.Errors {
+			what := e.Path
+			if what == "" {
+				what = "(whole folder)"
+			}
+			fmt.Fprintf(w, "  %s  %s: %s (since %s)\n", pairLabel(p), quotePath(what), e.Error, relativeTime(&e.Since, now))
+		}
+		if p.MoreErrors > 0 {
+			fmt.Fprintf(w, "  %s  and %d more\n", pairLabel(p), p.MoreErrors)
+		}
+	}
+}
+
+// quotePath shows a path as is unless it holds characters a terminal
+// would misrender (newlines, control bytes, invalid UTF-8).
+func quotePath(p string) string {
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return strconv.Quote(p)
+		}
+	}
+	return p
 }

@@ -124,6 +124,35 @@ func writeStatus(w io.Writer, st control.StatusReport, now time.Time) {
 			baselineCell(r), strconv.FormatInt(r.ChunksFetched, 10), r.LastError)
 	}
 	t.flush()
+	writeStatusErrors(w, st, now)
+}
+
+// writeStatusErrors lists what keeps folders and replicas from being
+// backed up.
+func writeStatusErrors(w io.Writer, st control.StatusReport, now time.Time) {
+	var lines []string
+	add := func(where string, es []control.ErrorReport) {
+		for _, e := range es {
+			what := e.Path
+			if what == "" {
+				what = "(whole folder)"
+			}
+			lines = append(lines, fmt.Sprintf("  %s  %s: %s (since %s)", where, quotePath(what), e.Error, relativeTime(&e.Since, now)))
+		}
+	}
+	for _, f := range st.Folders {
+		add("folder "+f.ID, f.Errors)
+	}
+	for _, r := range st.Replicas {
+		add("replica "+peerLabel(r.SourceName, r.Source)+"/"+r.Folder, r.Errors)
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nNOT BACKED UP")
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }
 
 // journalSeqs formats a journal's retained sequence numbers as "first..last",

@@ -85,6 +85,7 @@ func newRootCmd() (*cobra.Command, *globals) {
 	root.AddCommand(newDemoCmd())
 	root.AddCommand(newRestoreCmd())
 	root.AddCommand(newVerifyCmd())
+	root.AddCommand(newRepairCmd())
 	root.AddCommand(newHistoryCmd())
 	return root, g
 }

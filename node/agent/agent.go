@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -88,8 +89,13 @@ type Agent struct {
 	scanned bool // an initial scan was made once (persisted)
 	acks    map[peer.ID]*backupState
 
-	barrier chan chan uint64
-	rescan  chan struct{}
+	barrier chan chan syncReply
+
+	// problems are what keeps changes from being backed up: paths that
+	// cannot be read, and (under "") the folder's capture failure. Read by
+	// Status under mu.
+	problems map[string]Problem
+	changed  chan struct{} // closed and replaced when the folder's own problem changes
 
 	// recentMoves are directories renamed in the last moveMemory: events
 	// queued under a directory's old name before the watcher followed the
@@ -100,7 +106,7 @@ type Agent struct {
 	// to chunk in full at their next observation
 	recheck    map[string]time.Time
 	forceFull  map[string]bool
-	retryDelay time.Duration // after a failed capture; reset by a good one
+	retryDelay time.Duration // after a failed capture; 0 once one succeeds
 }
 
 type dirMove struct {
@@ -131,7 +137,9 @@ type backupState struct {
 	Baseline   bool
 	DoneBytes  int64
 	TotalBytes int64
-	Reset      bool // told to re-baseline: its position was compacted away
+	Reset      bool            // told to re-baseline: its position was compacted away
+	Errors     []wire.AckError // what the backup cannot apply, as it last said
+	MoreErrors uint64
 }
 
 // New makes the agent of a folder and loads its index. Nothing runs
@@ -146,13 +154,14 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		id: cfg.Folder, root: cfg.Root, ignore: cfg.Ignore, j: cfg.Journal, w: cfg.Watcher, topic: cfg.Topic,
 		db: cfg.DB, rows: index.Agent(cfg.Folder), m: cfg.Metrics, capBytes: cfg.JournalMaxBytes, names: cfg.PeerName,
-		log:     cfg.Logger.With("subsystem", "agent", "folder", cfg.Folder),
-		files:   index.NewTree(),
-		locs:    make(index.Locs),
-		readyCh: make(chan struct{}),
-		acks:    make(map[peer.ID]*backupState),
-		barrier: make(chan chan uint64),
-		rescan:  make(chan struct{}, 1),
+		log:      cfg.Logger.With("subsystem", "agent", "folder", cfg.Folder),
+		files:    index.NewTree(),
+		locs:     make(index.Locs),
+		readyCh:  make(chan struct{}),
+		acks:     make(map[peer.ID]*backupState),
+		barrier:  make(chan chan syncReply),
+		problems: make(map[string]Problem),
+		changed:  make(chan struct{}),
 
 		recheck:   make(map[string]time.Time),
 		forceFull: make(map[string]bool),
@@ -167,7 +176,34 @@ func New(cfg Config) (*Agent, error) {
 	if err := a.load(); err != nil {
 		return nil, err
 	}
+	if err := a.reconcile(); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// reconcile makes sure the journal covers what the index says was
+// captured. The index records the journal seq it reflects; when the
+// journal ends before it (records that had been made durable were lost
+// from the disk, e.g. a segment cut short), those seqs are skipped, never
+// issued again: a backup that needs them is told they are gone and takes
+// a new baseline from the index, which holds their changes.
+func (a *Agent) reconcile() error {
+	var indexed uint64
+	if err := a.db.View(func(tx *store.Tx) error { indexed = a.rows.Meta(tx).Seq; return nil }); err != nil {
+		return fmt.Errorf("agent: index of folder %q: %w", a.id, err)
+	}
+	last := a.j.Last()
+	if indexed <= last {
+		return nil
+	}
+	a.log.Error("the journal lost records that the index reflects; backups that had not applied them take a new baseline",
+		"lost_from", last+1, "lost_to", indexed)
+	if err := a.j.SkipTo(indexed + 1); err != nil {
+		return fmt.Errorf("agent: folder %q: skip the lost journal records %d-%d: %w", a.id, last+1, indexed, err)
+	}
+	a.seq = a.j.Last()
+	return nil
 }
 
 func (a *Agent) peerName(p peer.ID) string {
@@ -242,16 +278,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Changes made while the node was down are journaled by a full rescan
 	// against the index (the very first scan only builds the index: it is
 	// the snapshot backups start from).
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		err := a.capture(ctx, nil, true)
 		if err == nil {
 			break
 		}
-		a.log.Error("initial scan failed; retrying", "path", a.root, "err", err)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.failed(err, retry)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(2 * time.Second):
+		case <-retry.C:
 		}
 	}
 	a.mu.Lock()
@@ -265,6 +307,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	batches := a.w.Batches()
 	poll := time.NewTicker(time.Hour)
 	defer poll.Stop()
+	lastProblemRetry := time.Now()
+	run := func(paths []string, full bool) {
+		if err := a.capture(ctx, paths, full); err != nil && ctx.Err() == nil {
+			a.failed(err, retry)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -274,77 +322,132 @@ func (a *Agent) Run(ctx context.Context) error {
 				// The watcher stopped (the folder root went away): fall
 				// back to periodic rescans so nothing is missed silently.
 				a.log.Error("watcher stopped; rescanning the folder every 10s", "path", a.root)
+				a.setProblem("", errors.New("the folder is no longer watched (was it removed or moved?); rescanning every 10s"))
 				batches = nil
 				poll.Reset(10 * time.Second)
 				continue
 			}
-			if err := a.capture(ctx, b.Paths, b.Rescan); err != nil {
-				a.failed(err)
+			if a.failing() {
+				run(nil, true) // the index was reloaded: everything is compared again
+			} else {
+				run(b.Paths, b.Rescan)
 			}
 		case <-poll.C:
-			if err := a.capture(ctx, nil, true); err != nil {
-				a.failed(err)
-			}
-		case <-a.rescan:
-			if err := a.capture(ctx, nil, true); err != nil {
-				a.failed(err)
-			}
+			run(nil, true)
+		case <-retry.C:
+			run(nil, true)
 		case reply := <-a.barrier:
-			reply <- a.j.Last()
+			// Sync: a capture that failed is tried again now, so that a
+			// disk that has space again is noticed at once.
+			if a.failing() {
+				run(nil, true)
+			}
+			reply <- syncReply{head: a.j.Last(), err: a.folderProblem()}
 		case now := <-hb.C:
 			a.publish(ctx, wire.EncodeHeartbeat(a.j.Last()))
 			a.compact()
 			if due := a.dueRechecks(now); len(due) > 0 {
-				if err := a.capture(ctx, due, false); err != nil {
-					a.failed(err)
+				run(due, false)
+			}
+			if now.Sub(lastProblemRetry) >= problemRetry {
+				lastProblemRetry = now
+				if ps := a.problemPaths(); len(ps) > 0 {
+					run(ps, false)
 				}
 			}
 		}
 	}
 }
 
+// problemRetry is how often paths that could not be read are tried again
+// (a change of their permissions is also seen by the watcher at once).
+const problemRetry = 10 * time.Second
+
 // failed handles a capture that could not be journaled: the in-memory
-// index is reloaded from disk (it may have moved ahead of the journal) and
-// a full rescan is scheduled, so the change is captured later, not lost.
-func (a *Agent) failed(err error) {
-	a.retryDelay = min(max(2*a.retryDelay, time.Second), time.Minute)
-	a.log.Error("capture failed; will rescan", "err", err, "retry_in", a.retryDelay)
+// index is reloaded from disk (it may have moved ahead of the journal),
+// the folder reports the failure, and a full rescan is tried again after a
+// delay that doubles up to 30s (or at once by Sync), so the change is
+// captured later, not lost.
+func (a *Agent) failed(err error, retry *time.Timer) {
+	a.retryDelay = min(max(2*a.retryDelay, 500*time.Millisecond), 30*time.Second)
+	if !a.failing() {
+		a.log.Error("capture failed; changes stay pending and are captured again once the journal can be written",
+			"err", err, "retry_in", a.retryDelay)
+	} else {
+		a.log.Debug("capture failed again", "err", err, "retry_in", a.retryDelay)
+	}
+	a.setProblem("", fmt.Errorf("changes cannot be captured: %w", err))
 	a.m.captureErrors.WithLabelValues(a.id).Inc()
 	a.mu.Lock()
-	a.files, a.locs = index.NewTree(), make(index.Locs)
 	lerr := a.load()
 	a.mu.Unlock()
 	if lerr != nil {
 		a.log.Error("reload index", "err", lerr)
 	}
-	time.AfterFunc(a.retryDelay, func() {
-		select {
-		case a.rescan <- struct{}{}:
-		default:
-		}
-	})
+	retry.Reset(a.retryDelay)
 }
 
+// recovered clears the folder's capture failure after a good capture.
+func (a *Agent) recovered() {
+	if a.failing() {
+		a.log.Info("captures work again; pending changes are captured", "journal_head", a.j.Last())
+		a.clearProblem("")
+	}
+	a.retryDelay = 0
+}
+
+// failing reports whether the last capture failed.
+func (a *Agent) failing() bool { return a.retryDelay > 0 }
+
+type syncReply struct {
+	head uint64
+	err  error
+}
+
+// ErrNotCaptured wraps the error of a Sync whose changes could not be
+// captured (the journal cannot be written, the folder cannot be read).
+var ErrNotCaptured = errors.New("agent: changes not captured")
+
 // Sync captures every change the watcher has pending and returns the
-// journal head that covers them.
+// journal head that covers them. It fails (wrapping ErrNotCaptured) when
+// they cannot be captured, rather than return a head that does not cover
+// them.
 func (a *Agent) Sync(ctx context.Context) (uint64, error) {
-	select {
-	case <-a.readyCh:
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	// Until the first scan is done there is nothing to flush; if it is
+	// failing, say so instead of waiting.
+	for ready := false; !ready; {
+		a.mu.RLock()
+		ready = a.ready
+		changed := a.changed
+		a.mu.RUnlock()
+		if ready {
+			break
+		}
+		if err := a.folderProblem(); err != nil {
+			return 0, fmt.Errorf("%w: folder %q: %w", ErrNotCaptured, a.id, err)
+		}
+		select {
+		case <-a.readyCh:
+		case <-changed:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 	if err := a.w.Flush(ctx); err != nil {
 		return 0, err
 	}
-	reply := make(chan uint64, 1)
+	reply := make(chan syncReply, 1)
 	select {
 	case a.barrier <- reply:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
 	select {
-	case s := <-reply:
-		return s, nil
+	case r := <-reply:
+		if r.err != nil {
+			return r.head, fmt.Errorf("%w: folder %q: %w", ErrNotCaptured, a.id, r.err)
+		}
+		return r.head, nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

@@ -68,6 +68,7 @@ func (a *Agent) onAck(from peer.ID, ak wire.Ack) {
 	}
 	st.Applied, st.AppliedAt, st.AckedAt = ak.Applied, ak.AppliedAt, time.Now()
 	st.Baseline, st.DoneBytes, st.TotalBytes = ak.Baseline, ak.DoneBytes, ak.TotalBytes
+	st.Errors, st.MoreErrors = ak.Errors, ak.MoreErrors
 	if !ak.Baseline {
 		st.Reset = false
 	}

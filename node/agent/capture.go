@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,11 +46,13 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 	}
 	e, err := baseline.Stat(a.root, rel, prev, a.ignore)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, baseline.ErrIgnored) &&
-			!errors.Is(err, baseline.ErrSpecialFile) && !errors.Is(err, syscall.ENOTDIR) {
-			a.log.Warn("cannot read path; skipped", "path", rel, "err", err)
+		if unreadable(err) {
+			// reported until it can be read; the index (and the backups)
+			// keep what they had
+			a.setProblem(rel, err)
 			return
 		}
+		a.clearProblem(rel)
 		obs[rel] = nil
 		if np := a.movedPath(rel); np != "" {
 			a.observe(ctx, np, obs)
@@ -64,6 +66,7 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		}
 		return
 	}
+	a.clearProblem(rel)
 	obs[rel] = &e
 	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
 		a.files.Walk(rel, func(d *baseline.Entry) {
@@ -75,7 +78,9 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 	if e.Kind == baseline.KindDir && (prev == nil || prev.Kind != baseline.KindDir || prev.Inode != e.Inode) {
 		ents, err := os.ReadDir(filepath.Join(a.root, filepath.FromSlash(rel)))
 		if err != nil {
-			a.log.Warn("cannot list directory", "path", rel, "err", err)
+			if unreadable(err) {
+				a.setProblem(rel, fmt.Errorf("list directory: %w", err))
+			}
 			return
 		}
 		for _, de := range ents {
@@ -181,7 +186,14 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	start := time.Now()
 	obs := make(map[string]*baseline.Entry)
 	if full {
-		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.ignore, Reuse: a.reuse, Logger: a.log})
+		var mu sync.Mutex
+		bad := make(map[string]error) // paths that could not be read
+		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.ignore, Reuse: a.reuse, Logger: a.log,
+			OnError: func(rel string, err error) {
+				mu.Lock()
+				bad[rel] = err
+				mu.Unlock()
+			}})
 		if err != nil {
 			return err
 		}
@@ -189,10 +201,26 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 			obs[ents[i].Path] = &ents[i]
 		}
 		for e := range a.files.All() {
-			if _, ok := obs[e.Path]; !ok {
+			if _, ok := obs[e.Path]; ok {
+				continue
+			}
+			// What could not be read (or lies below a directory that
+			// could not be listed) stays as the index has it.
+			kept := false
+			for b := range bad {
+				if under(e.Path, b) {
+					kept = true
+					break
+				}
+			}
+			if !kept {
 				obs[e.Path] = nil
 			}
 		}
+		for rel, err := range bad {
+			a.setProblem(rel, err)
+		}
+		a.clearProblemsExcept(bad)
 	} else {
 		keep := a.recentMoves[:0]
 		for _, m := range a.recentMoves {
@@ -214,7 +242,17 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 		return nil
 	}
 	consistent(obs)
+	if err := a.record(ctx, obs, paths, full); err != nil {
+		return err
+	}
+	a.recovered()
+	a.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
+	return nil
+}
 
+// record turns the observations into changes, journals them and updates
+// the index (the first scan only builds the index).
+func (a *Agent) record(ctx context.Context, obs map[string]*baseline.Entry, paths []string, full bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if full && !a.scanned {
@@ -255,12 +293,7 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	if err := a.commit(ctx, changes, dirty); err != nil {
-		return err
-	}
-	a.retryDelay = 0
-	a.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
-	return nil
+	return a.commit(ctx, changes, dirty)
 }
 
 // diff turns observed states into changes, applying them to the index as

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/vigil-mesh/vigil/node/wire"
 )
 
 // BackupStatus is what the source knows of one designated backup, from
@@ -17,6 +18,10 @@ type BackupStatus struct {
 	DoneBytes  int64     // baseline progress it reported
 	TotalBytes int64
 	Reset      bool // told to re-baseline: its position was compacted away
+	// Errors is what the backup said it cannot apply (a path it cannot
+	// write, or its disk full); MoreErrors counts those left out.
+	Errors     []wire.AckError
+	MoreErrors uint64
 }
 
 // Status is a protected folder's state, for lag and status reports.
@@ -27,6 +32,8 @@ type Status struct {
 	JournalLast  uint64
 	JournalBytes int64
 	Backups      []BackupStatus // in the order of Config.Backups
+	// Problems keep changes of this folder from reaching any backup.
+	Problems []Problem
 }
 
 // Status returns the folder's current state.
@@ -34,11 +41,12 @@ func (a *Agent) Status() Status {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	st := Status{Entries: a.files.Len(), Bytes: a.files.Bytes(),
-		JournalFirst: a.j.First(), JournalLast: a.j.Last(), JournalBytes: a.j.Size()}
+		JournalFirst: a.j.First(), JournalLast: a.j.Last(), JournalBytes: a.j.Size(), Problems: a.problemList()}
 	for _, b := range a.backups {
 		s := a.acks[b]
 		st.Backups = append(st.Backups, BackupStatus{Peer: b, Applied: s.Applied, AppliedAt: s.AppliedAt, AckedAt: s.AckedAt,
-			Baseline: s.Baseline, DoneBytes: s.DoneBytes, TotalBytes: s.TotalBytes, Reset: s.Reset})
+			Baseline: s.Baseline, DoneBytes: s.DoneBytes, TotalBytes: s.TotalBytes, Reset: s.Reset,
+			Errors: s.Errors, MoreErrors: s.MoreErrors})
 	}
 	return st
 }

@@ -12,6 +12,7 @@
 //	     {"result":RestoreResult} or {"error":"...","code":"..."} line
 //	POST /v1/verify?source=&folder=            []restore.VerifyReport
 //	GET  /v1/history?source=&folder=&path=     []history.Version
+//	POST /v1/repair?source=&folder=            []RepairReport (verify, fetch what is wrong, verify)
 //
 // Errors of verify and history are {"error":"...","code":"..."} with a 4xx
 // or 5xx status. code is "no-replica", "not-empty", "before-first",

@@ -39,6 +39,19 @@ type LagPair struct {
 	BaselineTotalBytes int64      `json:"baseline_total_bytes"`
 	LastApplied        *time.Time `json:"last_applied"`
 	OfflineSince       *time.Time `json:"offline_since,omitempty"` // last time the backup was heard from
+	// Errors is what keeps changes of this pair from being backed up: paths
+	// the source cannot read or the backup cannot write, a journal that
+	// cannot be written, a backup whose disk is full. Never null.
+	Errors []ErrorReport `json:"errors"`
+	// MoreErrors counts errors left out of Errors to keep reports small.
+	MoreErrors int `json:"more_errors,omitempty"`
+}
+
+// ErrorReport is one failure that keeps a change from being backed up.
+type ErrorReport struct {
+	Path  string    `json:"path,omitempty"` // empty: not about one path
+	Error string    `json:"error"`
+	Since time.Time `json:"since"`
 }
 
 // StatusReport is the answer to `vigil status --json`.
@@ -72,6 +85,8 @@ type FolderReport struct {
 	JournalFirst uint64   `json:"journal_first_seq"`
 	JournalLast  uint64   `json:"journal_last_seq"`
 	JournalBytes int64    `json:"journal_bytes"`
+	// Errors keep changes of this folder from reaching any backup. Never null.
+	Errors []ErrorReport `json:"errors"`
 }
 
 // ReplicaReport is one replica held for another node.
@@ -92,4 +107,16 @@ type ReplicaReport struct {
 	RetentionHours     float64               `json:"retention_hours"`
 	HistoryBytes       int64                 `json:"history_bytes"`
 	LastVerify         *restore.VerifyReport `json:"last_verify,omitempty"` // newest verify or background scrub
+	// Errors keep this replica from holding the source's changes. Never null.
+	Errors []ErrorReport `json:"errors"`
+}
+
+// RepairReport is what `vigil repair` did to one replica: verify before
+// and after the repair.
+type RepairReport struct {
+	Source     string               `json:"source"`
+	SourceName string               `json:"source_name"`
+	Folder     string               `json:"folder"`
+	Before     restore.VerifyReport `json:"before"`
+	After      restore.VerifyReport `json:"after"`
 }

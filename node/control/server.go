@@ -26,6 +26,7 @@ type Backend interface {
 	Restore(ctx context.Context, req restore.RestoreRequest, progress func(done, total int64)) (restore.RestoreResult, error)
 	Verify(ctx context.Context, source, folder string) ([]restore.VerifyReport, error)
 	History(source, folder, p string) ([]history.Version, error)
+	Repair(ctx context.Context, source, folder string) ([]RepairReport, error)
 }
 
 // Serve listens on (network, addr) and serves b on g until ctx ends; the
@@ -75,6 +76,7 @@ func Serve(ctx context.Context, g *errgroup.Group, network, addr string, b Backe
 		writeJSON(w, b.Status())
 	})
 	registerHistoryHandlers(mux, b)
+	registerRepairHandlers(mux, b)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -34,16 +34,34 @@ type applier struct {
 	cur       map[string]bool
 	versions  []history.Version
 	preserved bool
+
+	written map[string]bool // paths brought to a source state (their problems are over once saved)
 }
 
 func newApplier(r *Replica) *applier {
-	return &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool), cur: make(map[string]bool)}
+	return &applier{r: r, dirty: make(map[string]bool), dirs: make(map[string]bool), cur: make(map[string]bool),
+		written: make(map[string]bool)}
 }
 
 func (ap *applier) touch(p string) {
 	ap.dirty[p] = true
 	ap.dirs[index.Parent(p)] = true
 	ap.cur[p] = true
+	ap.written[p] = true
+}
+
+// forget drops p and its subtree from the index (not from the disk): a
+// path that could not be written is not held, and the next record or
+// retry for it finds no base and brings it to the source's state.
+func (ap *applier) forget(p string) {
+	for _, e := range ap.r.files.Remove(p) {
+		ap.r.locs.Drop(e)
+		ap.dirty[e.Path] = true
+		delete(ap.written, e.Path)
+		delete(ap.cur, e.Path)
+	}
+	delete(ap.written, p)
+	delete(ap.cur, p)
 }
 
 // endChange records the state of every path the current change touched as
@@ -191,6 +209,11 @@ func (ap *applier) createRun(ctx context.Context, recs []wire.Record) (int, wire
 	var last wire.Record
 	for _, j := range run {
 		if j.err != nil {
+			if pathProblem(j.err) {
+				// stop the run here: the one-by-one path applies this
+				// record again and sets the path aside
+				break
+			}
 			return n, last, fmt.Errorf("replica: apply record %d (put %s) to replica %s/%s: %w", j.rec.Seq, j.c.Path, r.sourceName, r.folder, j.err)
 		}
 		ap.seq, ap.at = j.rec.Seq, j.rec.Time
@@ -492,6 +515,7 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 	if err := stream.wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	delete(r.damaged, e.Path)
 	return nil
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -119,8 +121,12 @@ func (r *Replica) baseline(ctx context.Context) error {
 	// 2. directories and symlinks, parents first
 	var files []*baseline.Entry
 	var done int64
+	var refused []string // directories that could not be made: their subtrees are skipped
 	for i := range snap.Ents {
 		e := &snap.Ents[i]
+		if slices.ContainsFunc(refused, func(d string) bool { return strings.HasPrefix(e.Path, d+"/") }) {
+			continue
+		}
 		prev := r.files.Get(e.Path)
 		if e.Kind == baseline.KindFile {
 			if prev != nil && prev.SameContent(e) {
@@ -147,6 +153,13 @@ func (r *Replica) baseline(ctx context.Context) error {
 		} else {
 			err = r.rep.Symlink(e.Path, e.Target, e.MTime)
 		}
+		if pathProblem(err) {
+			r.setProblem(e.Path, err)
+			if e.Kind == baseline.KindDir {
+				refused = append(refused, e.Path)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -167,7 +180,11 @@ func (r *Replica) baseline(ctx context.Context) error {
 	// brought to the source's current state.
 	for _, p := range failed {
 		if err := ap.repair(ctx, p); err != nil {
-			return err
+			if !pathProblem(err) {
+				return err
+			}
+			r.setProblem(p, err)
+			ap.forget(p)
 		}
 	}
 	if err := ap.finish(); err != nil {
@@ -191,11 +208,12 @@ func (r *Replica) baseline(ctx context.Context) error {
 		s.Applied, s.AppliedAt, s.BaselineOK, s.Baseline = snap.Seq, now, true, false
 		s.DoneBytes = s.TotalBytes
 		s.Files, s.Bytes = r.files.Len(), r.files.Bytes()
-		s.LastError = ""
 		if s.Head < s.Applied {
 			s.Head = s.Applied
 		}
 	})
+	r.clearProblem("")
+	r.clearPathProblems(ap.written)
 	r.progress(snap.Total, snap.Total, true)
 	el := time.Since(start)
 	r.log.Info("baseline done", "seq", snap.Seq, "entries", r.files.Len(), "bytes", snap.Total,

@@ -60,6 +60,9 @@ type stageGroup struct {
 	final  map[string]string     // temp path -> replica path, once committing
 	small  *errgroup.Group       // the small stagers of this group
 	errc   chan error            // the committer's result
+	// refused holds the files the committer could not rename into place
+	// for a reason of their own (read once errc has answered)
+	refused map[string]error
 }
 
 func newStageGroup() *stageGroup {
@@ -164,6 +167,11 @@ func (c *copier) copyFile(e *baseline.Entry) error {
 		ok, err = c.stageSmall(e)
 	} else {
 		ok, err = c.stageBig(e)
+	}
+	if pathProblem(err) {
+		// a name or file this replica cannot write: the rest goes on
+		c.r.setProblem(e.Path, err)
+		return nil
 	}
 	if err != nil {
 		return err
@@ -273,6 +281,10 @@ func (c *copier) stageSmall(e *baseline.Entry) (bool, error) {
 	g := c.cur
 	g.small.Go(func() error {
 		st, err := c.r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error { return writeVec(f, data) })
+		if pathProblem(err) {
+			c.r.setProblem(e.Path, err)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -370,7 +382,11 @@ func (c *copier) commit() error {
 		g.final[sf.st.TempPath()] = sf.st.Path()
 	}
 	g.errc = make(chan error, 1)
-	go func() { g.errc <- c.r.commitStaged(g.files) }()
+	go func() {
+		var err error
+		g.refused, err = c.r.commitStaged(g.files)
+		g.errc <- err
+	}()
 	c.prev, c.cur = g, newStageGroup()
 	return nil
 }
@@ -390,9 +406,14 @@ func (c *copier) record() error {
 	r, ap := c.r, c.ap
 	ap.preserved = false
 	for _, sf := range g.files {
+		if err := g.refused[sf.e.Path]; err != nil {
+			r.setProblem(sf.e.Path, err)
+			continue
+		}
 		if old := r.files.Get(sf.e.Path); old != nil {
 			r.locs.Drop(old)
 		}
+		delete(r.damaged, sf.e.Path)
 		r.files.Put(sf.e)
 		r.locs.Add(sf.e)
 		ap.touch(sf.e.Path)
@@ -420,15 +441,23 @@ func (c *copier) cleanup() {
 }
 
 // commitStaged makes a group of staged files durable (one syncfs), renames
-// them into place and makes the renames durable (another).
-func (r *Replica) commitStaged(group []stagedFile) error {
+// them into place and makes the renames durable (another). A file whose
+// rename fails for a reason of its own is returned in refused (and
+// removed from staging); any other failure stops the group.
+func (r *Replica) commitStaged(group []stagedFile) (refused map[string]error, err error) {
 	if err := r.rep.SyncFS(); err != nil {
-		return err
+		return nil, err
 	}
 	for _, sf := range group {
 		if err := sf.st.Commit(); err != nil {
-			return err
+			if !pathProblem(err) {
+				return refused, err
+			}
+			if refused == nil {
+				refused = make(map[string]error)
+			}
+			refused[sf.e.Path] = err
 		}
 	}
-	return r.rep.SyncFS()
+	return refused, r.rep.SyncFS()
 }

@@ -11,6 +11,7 @@ type Metrics struct {
 	applyLatency   prometheus.Histogram
 	baselineDone   *prometheus.GaugeVec
 	baselineTotal  *prometheus.GaugeVec
+	damaged        prometheus.Counter
 }
 
 // NewMetrics makes the series and registers them on reg (nil: not
@@ -31,9 +32,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "baseline_done_bytes", Help: "Bytes of the current baseline already in the replica."}, []string{"source", "folder"}),
 		baselineTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "baseline_total_bytes", Help: "Bytes of the current baseline's snapshot."}, []string{"source", "folder"}),
+		damaged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "replica_damage_found_total", Help: "Replica files found not to match their index (repaired from the source)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.chunksFetched, m.bytesFetched, m.recordsApplied, m.applyLatency, m.baselineDone, m.baselineTotal)
+		reg.MustRegister(m.chunksFetched, m.bytesFetched, m.recordsApplied, m.applyLatency, m.baselineDone, m.baselineTotal, m.damaged)
 	}
 	return m
 }

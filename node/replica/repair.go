@@ -49,7 +49,7 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 	for i := range ents {
 		e := ents[i]
 		prev := r.files.Get(e.Path)
-		if prev != nil && prev.SameContent(&e) {
+		if prev != nil && prev.SameContent(&e) && !r.damaged[e.Path] {
 			if !prev.SameMeta(&e) {
 				if err := r.rep.SetMeta(e.Path, e.Mode, e.MTime); err != nil {
 					return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -106,10 +107,12 @@ type Replica struct {
 	locs     index.Locs
 	pending  map[uint64]wire.Record
 	repaired map[string]uint64
+	damaged  map[string]bool // replica files found not to match their index, until rewritten
 	gap      *time.Timer
 
-	mu sync.Mutex // guards st
-	st Status
+	mu       sync.Mutex // guards st and problems
+	st       Status
+	problems map[string]Problem
 
 	fetchedChunks atomic.Int64
 	createdInRuns atomic.Int64 // files written by createRun
@@ -117,6 +120,7 @@ type Replica struct {
 	kick          chan struct{}
 	ackKick       chan struct{}
 	barrier       chan chan struct{}
+	fixes         chan fixReq
 }
 
 // Status is what lag and status report about a replica.
@@ -133,7 +137,8 @@ type Status struct {
 	TotalBytes  int64
 	Files       int
 	Bytes       int64
-	LastError   string
+	LastError   string    // the problem blocking the replica, if any
+	Problems    []Problem // what keeps the replica from holding the source's changes
 }
 
 // New opens the replica's tree, history and index. Nothing runs until Run.
@@ -155,10 +160,13 @@ func New(cfg Config) (*Replica, error) {
 		locs:     make(index.Locs),
 		pending:  make(map[uint64]wire.Record),
 		repaired: make(map[string]uint64),
+		damaged:  make(map[string]bool),
+		problems: make(map[string]Problem),
 		msgs:     make(chan []byte, 256),
 		kick:     make(chan struct{}, 1),
 		ackKick:  make(chan struct{}, 1),
 		barrier:  make(chan chan struct{}),
+		fixes:    make(chan fixReq),
 	}
 	if r.m == nil {
 		r.m = NewMetrics(nil)
@@ -224,7 +232,9 @@ func (r *Replica) ParallelCreates() int64 { return r.createdInRuns.Load() }
 func (r *Replica) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.st
+	st := r.st
+	st.Problems = r.problemList()
+	return st
 }
 
 func (r *Replica) setStatus(fn func(*Status)) {
@@ -278,6 +288,8 @@ func (r *Replica) Run(ctx context.Context) error {
 	r.gap.Stop()
 	defer r.gap.Stop()
 
+	problems := time.NewTicker(problemRetry)
+	defer problems.Stop()
 	pruneEvery := min(max(r.retention/20, time.Second), time.Minute)
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
@@ -288,8 +300,7 @@ func (r *Replica) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				r.log.Warn("baseline incomplete; will retry", "err", err, "retry_in", wait)
-				r.setStatus(func(s *Status) { s.LastError = err.Error() })
+				r.setProblem("", fmt.Errorf("baseline incomplete (retried in %v): %w", wait, err))
 				select {
 				case <-ctx.Done():
 					return nil
@@ -313,6 +324,10 @@ func (r *Replica) Run(ctx context.Context) error {
 			r.pull(ctx)
 		case done := <-r.barrier:
 			close(done)
+		case req := <-r.fixes:
+			req.reply <- r.repairPaths(ctx, req.fix)
+		case <-problems.C:
+			r.retryProblems(ctx)
 		case now := <-prune.C:
 			if r.retention > 0 {
 				if err := r.hist.Prune(r.db, now, r.retention, r.log); err != nil {
@@ -407,8 +422,7 @@ func (r *Replica) applyPending(ctx context.Context) {
 			break
 		}
 		if err := r.applyRecords(ctx, batch); err != nil {
-			r.log.Error("apply", "err", err)
-			r.armGap(time.Second)
+			r.blocked(err)
 			return
 		}
 	}
@@ -454,8 +468,7 @@ func (r *Replica) pull(ctx context.Context) {
 		err := r.applyRecords(ctx, batch)
 		batch = batch[:0]
 		if err != nil {
-			r.log.Error("apply", "err", err)
-			r.armGap(time.Second)
+			r.blocked(err)
 			return false
 		}
 		return true
@@ -510,8 +523,7 @@ func (r *Replica) pull(ctx context.Context) {
 			r.resetBaseline()
 			return
 		case wire.Error:
-			r.log.Error("source refused journal request", "reason", string(body))
-			r.setStatus(func(s *Status) { s.LastError = string(body) })
+			r.setProblem("", fmt.Errorf("the source refused to send its journal: %w", wire.DecodeError(body)))
 			r.armGap(5 * time.Second)
 			return
 		default:
@@ -519,6 +531,15 @@ func (r *Replica) pull(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// blocked records a failure that stops the replica from applying records
+// (the disk is full, ...) and tries again in a second.
+func (r *Replica) blocked(err error) {
+	if ctxErr := errors.Is(err, context.Canceled); !ctxErr {
+		r.setProblem("", err)
+	}
+	r.armGap(time.Second)
 }
 
 func (r *Replica) resetBaseline() {
@@ -563,11 +584,28 @@ func (r *Replica) applyRecords(ctx context.Context, recs []wire.Record) error {
 		c, err := wire.DecodeChange(rec.Payload)
 		ap.seq, ap.at = rec.Seq, rec.Time
 		if err != nil {
-			r.log.Error("undecodable record from source; skipped", "seq", rec.Seq, "err", err)
-		} else if err := ap.apply(ctx, rec.Seq, c); err != nil {
-			firstErr = fmt.Errorf("replica: apply record %d (%s %s) to replica %s/%s: %w", rec.Seq, c.Op, c.Path, r.sourceName, r.folder, err)
-			clear(ap.cur)
+			// What the record changed is unknown: only a new baseline
+			// brings the replica back to the source's state.
+			r.setProblem("", fmt.Errorf("record %d from the source cannot be decoded (%v); taking a new baseline", rec.Seq, err))
+			r.resetBaseline()
+			firstErr = err
 			break
+		}
+		if err := ap.apply(ctx, rec.Seq, c); err != nil {
+			if !pathProblem(err) {
+				firstErr = fmt.Errorf("replica: apply record %d (%s %s) to replica %s/%s: %w", rec.Seq, c.Op, c.Path, r.sourceName, r.folder, err)
+				clear(ap.cur)
+				break
+			}
+			// This path cannot be written here: it is a problem of the
+			// path, retried later, and the folder goes on.
+			clear(ap.cur)
+			for _, p := range []string{c.Path, c.To} {
+				if p != "" {
+					r.setProblem(p, fmt.Errorf("record %d (%s): %w", rec.Seq, c.Op, err))
+					ap.forget(p)
+				}
+			}
 		}
 		ap.endChange()
 		applied, last = rec.Seq, rec
@@ -608,8 +646,9 @@ func (r *Replica) applyRecords(ctx context.Context, recs []wire.Record) error {
 			s.BehindSince = time.Time{}
 		}
 		s.Files, s.Bytes = r.files.Len(), r.files.Bytes()
-		s.LastError = ""
 	})
+	r.clearProblem("")
+	r.clearPathProblems(ap.written)
 	r.m.applyLatency.Observe(time.Since(start).Seconds())
 	r.m.recordsApplied.Add(float64(len(recs)))
 	r.poke(r.ackKick)
@@ -644,6 +683,9 @@ func (r *Replica) ackLoop(ctx context.Context) {
 		st := r.Status()
 		a := wire.Ack{Folder: r.folder, Applied: st.Applied, Baseline: !st.BaselineOK,
 			DoneBytes: st.DoneBytes, TotalBytes: st.TotalBytes, AppliedAt: st.AppliedAt}
+		for _, p := range st.Problems {
+			a.Errors = append(a.Errors, wire.AckError{Path: p.Path, Err: p.Err, Since: p.Since})
+		}
 		if !st.BaselineOK {
 			a.Applied = 0
 		}

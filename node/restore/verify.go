@@ -152,11 +152,11 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 		rep.HistoryChunks++
 		file := filepath.Join(d.History.Chunks.Dir(), c.String()[len(c.String())-2:], c.String())
 		if err != nil {
-			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", Detail: fmt.Sprintf("chunk %s: %v", c, err)})
+			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", CID: c.String(), Detail: fmt.Sprintf("chunk %s: %v", c, err)})
 			return nil
 		}
 		if err := baseline.VerifyChunk(c, data); err != nil {
-			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk",
+			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", CID: c.String(),
 				Detail: fmt.Sprintf("chunk %s: content does not match its CID", c)})
 		}
 		return nil

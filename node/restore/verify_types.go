@@ -7,6 +7,7 @@ type VerifyProblem struct {
 	Path   string `json:"path"`
 	Kind   string `json:"kind"` // "differs", "missing", "extra", "history-chunk", "differs-from-source"
 	Detail string `json:"detail,omitempty"`
+	CID    string `json:"cid,omitempty"` // the chunk at fault (history-chunk)
 }
 
 // VerifyReport is the result of verifying one replica (and its history

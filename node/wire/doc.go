@@ -58,10 +58,13 @@
 //	        entries of path and its subtree, as of seq
 //	0x8F error              message (UTF-8 text, at most 4096 bytes used)
 //
-// On an ack stream the target sends, at most 4 KiB each:
+// On an ack stream the target sends, at most 64 KiB each:
 //
 //	0x10 ack   folder, applied seq, in baseline(1 byte, 0 or 1),
-//	           baseline done bytes, baseline total bytes, applied time
+//	           baseline done bytes, baseline total bytes, applied time,
+//	           n_errors (at most 64) { path (empty: the whole replica),
+//	           message (at most 512 bytes), since (time) }, more errors
+//	           (how many did not fit)
 //
 // # Pubsub messages (topic /vigil/folder/1/<source>/<folder>)
 //

@@ -166,6 +166,7 @@ func FuzzDecodeRecord(f *testing.F) {
 
 func FuzzDecodeAck(f *testing.F) {
 	f.Add(EncodeAck(Ack{Folder: "docs", Applied: 3, Baseline: true, DoneBytes: 1, TotalBytes: 2, AppliedAt: time.Unix(9, 0)}))
+	f.Add(EncodeAck(Ack{Folder: "docs", Errors: []AckError{{Path: "a", Err: "no space", Since: time.Unix(1, 0)}, {Err: "disk full"}}, MoreErrors: 3}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := DecodeAck(b)
 		if fuzzErr(t, err) {
@@ -173,7 +174,8 @@ func FuzzDecodeAck(f *testing.F) {
 		}
 		a2, err := DecodeAck(EncodeAck(a))
 		if err != nil || a2.Folder != a.Folder || a2.Applied != a.Applied || a2.Baseline != a.Baseline ||
-			a2.DoneBytes != a.DoneBytes || a2.TotalBytes != a.TotalBytes || !a2.AppliedAt.Equal(a.AppliedAt) {
+			a2.DoneBytes != a.DoneBytes || a2.TotalBytes != a.TotalBytes || !a2.AppliedAt.Equal(a.AppliedAt) ||
+			len(a2.Errors)+int(a2.MoreErrors-a.MoreErrors) != len(a.Errors) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})

@@ -41,7 +41,7 @@ const (
 	// CIDs of at most 128 bytes).
 	MaxRequestFrame = 256 << 10
 	// MaxAckFrame bounds an ack frame.
-	MaxAckFrame = 4 << 10
+	MaxAckFrame = 64 << 10
 	// ChunksPerRequest is how many CIDs a target asks for in one request.
 	ChunksPerRequest = 256
 	// MaxCIDsPerRequest is the most CIDs a source accepts in one request.
@@ -268,7 +268,7 @@ func DecodeRecord(b []byte) (Record, error) {
 }
 
 // Ack is what a target tells the source about a replica after making it
-// durable.
+// durable, with what keeps it from holding the source's changes.
 type Ack struct {
 	Folder     string
 	Applied    uint64
@@ -276,16 +276,54 @@ type Ack struct {
 	DoneBytes  int64
 	TotalBytes int64
 	AppliedAt  time.Time // when the target applied Applied
+	Errors     []AckError
+	MoreErrors uint64 // errors left out to keep the frame small
 }
 
-// EncodeAck encodes an ack.
+// AckError is a failure on the target: a path it cannot write (Path set),
+// or one that blocks the whole replica (disk full, Path empty).
+type AckError struct {
+	Path  string
+	Err   string
+	Since time.Time
+}
+
+// Limits of an ack's errors: messages are cut to maxAckErrMsg bytes and
+// errors beyond MaxAckErrors (or beyond the frame budget) are only counted.
+const (
+	MaxAckErrors = 64
+	maxAckErrMsg = 512
+	ackBudget    = MaxAckFrame - 1024
+)
+
+// EncodeAck encodes an ack; errors that do not fit are counted in
+// MoreErrors.
 func EncodeAck(a Ack) []byte {
 	b := AppendString(nil, a.Folder)
 	b = binary.AppendUvarint(b, a.Applied)
 	b = AppendBool(b, a.Baseline)
 	b = binary.AppendUvarint(b, uint64(a.DoneBytes))
 	b = binary.AppendUvarint(b, uint64(a.TotalBytes))
-	return AppendTime(b, a.AppliedAt)
+	b = AppendTime(b, a.AppliedAt)
+	var errs []byte
+	n := 0
+	more := a.MoreErrors
+	for _, e := range a.Errors {
+		msg := e.Err
+		if len(msg) > maxAckErrMsg {
+			msg = msg[:maxAckErrMsg]
+		}
+		enc := AppendTime(AppendString(AppendString(nil, e.Path), msg), e.Since)
+		if n == MaxAckErrors || len(b)+len(errs)+len(enc) > ackBudget {
+			more++
+			continue
+		}
+		errs = append(errs, enc...)
+		n++
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	b = append(b, errs...)
+	return binary.AppendUvarint(b, more)
 }
 
 // DecodeAck decodes an ack.
@@ -293,6 +331,15 @@ func DecodeAck(b []byte) (Ack, error) {
 	d := NewDecoder(b)
 	a := Ack{Folder: d.String(), Applied: d.Uvarint(), Baseline: d.Bool(), DoneBytes: d.Size(), TotalBytes: d.Size()}
 	a.AppliedAt = d.Time()
+	n := d.Int()
+	if d.Err() == nil && n > MaxAckErrors {
+		d.Fail("%d errors in an ack", n)
+	}
+	for i := 0; i < n && d.Err() == nil; i++ {
+		e := AckError{Path: d.String(), Err: d.String(), Since: d.Time()}
+		a.Errors = append(a.Errors, e)
+	}
+	a.MoreErrors = d.Uvarint()
 	return a, d.End()
 }
 

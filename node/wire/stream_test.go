@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,6 +107,22 @@ func TestStreamAnswersRoundTrip(t *testing.T) {
 	if err != nil || ga.Folder != a.Folder || ga.Applied != 5 || !ga.Baseline || ga.DoneBytes != 10 || ga.TotalBytes != 20 || !ga.AppliedAt.Equal(a.AppliedAt) {
 		t.Fatalf("ack %+v %v", ga, err)
 	}
+	a.Errors = []AckError{{Path: "x", Err: "permission denied", Since: time.Unix(5, 0)}, {Err: "no space left on device"}}
+	ga, err = DecodeAck(EncodeAck(a))
+	if err != nil || len(ga.Errors) != 2 || ga.Errors[0].Path != "x" || ga.Errors[1].Err != "no space left on device" || ga.MoreErrors != 0 {
+		t.Fatalf("ack errors %+v %v", ga, err)
+	}
+	long := strings.Repeat("e", 2000)
+	a.Errors = nil
+	for i := range 200 {
+		a.Errors = append(a.Errors, AckError{Path: strings.Repeat("p", 1000) + string(rune('a'+i%26)), Err: long})
+	}
+	enc := EncodeAck(a)
+	ga, err = DecodeAck(enc)
+	if err != nil || len(enc) > MaxAckFrame || len(ga.Errors)+int(ga.MoreErrors) != 200 || len(ga.Errors[0].Err) != 512 {
+		t.Fatalf("an ack with 200 long errors: %d bytes, %d errors + %d more, %v", len(enc), len(ga.Errors), ga.MoreErrors, err)
+	}
+	a.Errors = nil
 	bad := EncodeAck(a)
 	bad[len("docs")+2] = 7 // the baseline flag
 	_, err = DecodeAck(bad)

@@ -1,0 +1,173 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-mesh/vigil/store"
+)
+
+// Problem is something that keeps this replica from holding its source's
+// changes: a path it cannot write (Path set; the rest of the folder goes
+// on) or a failure that blocks the whole replica (Path empty: the disk is
+// full, the source refuses, the baseline cannot be taken).
+type Problem struct {
+	Path  string
+	Err   string
+	Since time.Time
+}
+
+// maxProblems bounds the path problems kept.
+const maxProblems = 1000
+
+// problemRetry is how often the paths that could not be written are
+// brought to the source's state again.
+const problemRetry = 30 * time.Second
+
+// setProblem records a problem (keeping the time it was first seen) and
+// logs it when it is new or its message changed.
+func (r *Replica) setProblem(p string, err error) {
+	msg := err.Error()
+	r.mu.Lock()
+	old, ok := r.problems[p]
+	if !ok && len(r.problems) >= maxProblems && p != "" {
+		r.mu.Unlock()
+		return
+	}
+	if !ok {
+		old = Problem{Path: p, Since: time.Now()}
+	}
+	changed := old.Err != msg
+	old.Err = msg
+	r.problems[p] = old
+	if p == "" {
+		r.st.LastError = msg
+	}
+	r.mu.Unlock()
+	if changed {
+		if p == "" {
+			r.log.Error("replica blocked", "err", msg)
+		} else {
+			r.log.Warn("path cannot be written to the replica; the rest of the folder goes on", "path", p, "err", msg)
+		}
+	}
+}
+
+func (r *Replica) clearProblem(p string) {
+	r.mu.Lock()
+	_, ok := r.problems[p]
+	delete(r.problems, p)
+	if p == "" {
+		r.st.LastError = ""
+	}
+	r.mu.Unlock()
+	if ok {
+		if p == "" {
+			r.log.Info("replica unblocked")
+		} else {
+			r.log.Info("path written to the replica again", "path", p)
+		}
+	}
+}
+
+// clearPathProblems drops the problems of the paths written (touched).
+func (r *Replica) clearPathProblems(touched map[string]bool) {
+	r.mu.Lock()
+	var cleared []string
+	for p := range r.problems {
+		if p != "" && touched[p] {
+			delete(r.problems, p)
+			cleared = append(cleared, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range cleared {
+		r.log.Info("path written to the replica again", "path", p)
+	}
+}
+
+func (r *Replica) problemPaths() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for p := range r.problems {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// problemList returns the problems, the replica's own first. The caller
+// holds mu.
+func (r *Replica) problemList() []Problem {
+	out := make([]Problem, 0, len(r.problems))
+	for _, p := range r.problems {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(x, y Problem) int { return strings.Compare(x.Path, y.Path) })
+	return out
+}
+
+// pathProblem reports whether err, from writing one path, concerns that
+// path only (a name the file system refuses, a permission): the record
+// is set aside as a problem of the path and the folder goes on. Any other
+// failure (disk full, I/O error, the database) blocks the replica until it
+// is gone.
+func pathProblem(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, store.ErrUnsafePath) {
+		return true
+	}
+	var pe *store.PathError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	for _, e := range []syscall.Errno{syscall.ENAMETOOLONG, syscall.EINVAL, syscall.EACCES, syscall.EPERM,
+		syscall.EILSEQ, syscall.EISDIR, syscall.ELOOP, syscall.EEXIST, syscall.EMLINK, syscall.EFBIG, syscall.ETXTBSY} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryProblems brings each path that could not be written to the
+// source's current state again.
+func (r *Replica) retryProblems(ctx context.Context) {
+	paths := r.problemPaths()
+	if len(paths) == 0 || !r.Status().BaselineOK || !r.net.Connected(r.source) {
+		return
+	}
+	ap := newApplier(r)
+	ap.seq, ap.at = r.Status().Applied, time.Now()
+	for _, p := range paths {
+		if err := ap.repair(ctx, p); err != nil {
+			if pathProblem(err) {
+				r.setProblem(p, err)
+				ap.forget(p)
+				continue
+			}
+			r.log.Debug("retry of a path that could not be written", "path", p, "err", err)
+			return
+		}
+	}
+	ap.endChange()
+	if err := ap.finish(); err != nil {
+		r.setProblem("", err)
+		return
+	}
+	if err := r.db.Update(ap.save); err != nil {
+		r.setProblem("", fmt.Errorf("save replica state: %w", err))
+		return
+	}
+	r.clearPathProblems(ap.written)
+}
