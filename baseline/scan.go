@@ -32,6 +32,8 @@ type ScanOptions struct {
 	// directory, with its entry but nothing below it). Without OnError such
 	// a path fails the scan.
 	OnError func(rel string, err error)
+	// Faults, if set, makes reads of chosen paths fail (tests).
+	Faults *Faults
 	Logger   *slog.Logger
 }
 
@@ -139,6 +141,14 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 			}
 			return nil
 		}
+		if ferr := opts.Faults.Check(rel); ferr != nil && d.IsDir() {
+			// a directory that cannot be listed: its entry is kept,
+			// nothing below it (see the SkipDir at the end)
+			if opts.OnError == nil {
+				return &PathError{Op: "scan", Path: rel, Err: ferr}
+			}
+			opts.OnError(rel, &PathError{Op: "scan", Path: rel, Err: ferr})
+		}
 		info, err := d.Info()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -166,7 +176,7 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 		switch {
 		case needHash:
 			g.Go(func() error {
-				err := hashFile(gctx, rt, &it.e, hashWorkers)
+				err := hashFile(gctx, rt, &it.e, hashWorkers, opts.Faults)
 				if errors.Is(err, errVanished) {
 					it.skip = true
 					return nil
@@ -183,6 +193,9 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 			})
 		case e.Kind == KindFile:
 			done(e.Size)
+		}
+		if d.IsDir() && opts.Faults.Check(rel) != nil {
+			return filepath.SkipDir
 		}
 		return nil
 	})
@@ -251,8 +264,11 @@ func entryFromInfo(rel string, info fs.FileInfo, reuse func(string) (*Entry, boo
 // from the open file. If the file changes while it is read, it is read
 // again (up to 3 times in all); the entry keeps the mtime seen before the
 // last read, so a later rescan notices any change made during it.
-func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int) error {
+func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int, faults *Faults) error {
 	name := filepath.FromSlash(e.Path)
+	if err := faults.Check(e.Path); err != nil {
+		return &PathError{Op: "read", Path: e.Path, Err: err}
+	}
 	for attempt := 1; ; attempt++ {
 		f, err := rt.OpenFile(name, os.O_RDONLY|openFlags, 0)
 		if err != nil {
@@ -302,7 +318,11 @@ func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int) error {
 // symlink or non-directory), ErrIgnored if ignore matches it or a parent,
 // ErrSpecialFile for sockets, fifos and devices, and ErrBadPath for an
 // invalid rel.
-func Stat(root, rel string, prev *Entry, ignore *Matcher) (Entry, error) {
+func Stat(root, rel string, prev *Entry, ignore *Matcher, opts ...StatOption) (Entry, error) {
+	var o statOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := ValidPath(rel); err != nil {
 		return Entry{}, err
 	}
@@ -343,7 +363,7 @@ func Stat(root, rel string, prev *Entry, ignore *Matcher) (Entry, error) {
 	if err != nil || !needHash {
 		return e, err
 	}
-	err = hashFile(context.Background(), rt, &e, runtime.GOMAXPROCS(0))
+	err = hashFile(context.Background(), rt, &e, runtime.GOMAXPROCS(0), o.faults)
 	if errors.Is(err, errVanished) {
 		return Entry{}, &PathError{Op: "stat", Path: rel, Err: fs.ErrNotExist}
 	}

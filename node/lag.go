@@ -100,23 +100,35 @@ func (n *Node) Sync(ctx context.Context) error {
 	return nil
 }
 
+// errorGrace is how long WaitSynced lets errors stand before it gives up:
+// long enough for a backup's next acknowledgement to say that a failure it
+// reported was retried and is gone.
+const errorGrace = 2 * time.Second
+
 // WaitSynced syncs, then waits until every pair is live with nothing to
 // apply, or ctx ends. It returns the last report and whether it synced. It
-// gives up at once, with the report naming them, when a change cannot be
-// backed up: the capture failed, or a pair reports errors (a path that
-// cannot be read or written, a journal or disk that cannot be written).
+// gives up early (within errorGrace), with the report naming them, when a
+// change cannot be backed up: the capture failed, or a pair reports errors
+// (a path that cannot be read or written, a journal or disk that cannot be
+// written). Sync has tried each of them again first.
 func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 	if err := n.Sync(ctx); err != nil {
 		return n.Lag(), false
 	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	var erring time.Time // since when every report had errors
 	for {
 		rep := n.Lag()
 		if allSynced(rep) {
 			return rep, true
 		}
-		if hasErrors(rep) {
+		switch {
+		case !hasErrors(rep):
+			erring = time.Time{}
+		case erring.IsZero():
+			erring = time.Now()
+		case time.Since(erring) >= errorGrace:
 			return rep, false
 		}
 		select {

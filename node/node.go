@@ -42,6 +42,10 @@ type options struct {
 	journal     func(folder string, j journal.Log) journal.Log
 	stageFiles  int   // tests: baseline commit groups
 	stageBytes  int64 // tests
+	// tests: faults and faster retries of problems
+	readFaults    *baseline.Faults
+	replicaFaults *store.Faults
+	problemRetry  time.Duration
 }
 
 // WithLogger sets the node's logger.
@@ -165,7 +169,8 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		for _, f := range bf.Folders {
 			r, err := replica.New(replica.Config{Source: src, SourceName: bf.Peer, Folder: f,
 				Retention: bf.Retention.D(), DataDir: dataDir, DB: n.db, Net: n.net, Logger: n.log,
-				Metrics: rm, OnBaseline: o.onBaseline, StageFiles: o.stageFiles, StageBytes: o.stageBytes})
+				Metrics: rm, OnBaseline: o.onBaseline, StageFiles: o.stageFiles, StageBytes: o.stageBytes,
+				ProblemRetry: o.problemRetry, Faults: o.replicaFaults})
 			if err != nil {
 				return nil, err
 			}
@@ -271,7 +276,7 @@ func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent
 	}
 	a, err := agent.New(agent.Config{Folder: fc.ID, Root: root, Ignore: ign, Backups: backups,
 		Journal: j, DB: n.db, Watcher: w, Topic: topic, JournalMaxBytes: cfg.Node.JournalMaxBytes,
-		Logger: n.log, Metrics: m, PeerName: n.peerName})
+		Logger: n.log, Metrics: m, PeerName: n.peerName, ProblemRetry: n.opts.problemRetry, ReadFaults: n.opts.readFaults})
 	if err != nil {
 		j.Close()
 		return nil, err

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,25 +61,33 @@ type Config struct {
 	Logger          *slog.Logger
 	Metrics         *Metrics               // nil: none
 	PeerName        func(p peer.ID) string // for logs; nil: the ID
+	// ProblemRetry is how often paths that could not be read are read
+	// again (0: every 10s; the watcher also reports a change of their
+	// permissions at once).
+	ProblemRetry time.Duration
+	// ReadFaults makes reads of chosen paths fail (tests).
+	ReadFaults *baseline.Faults
 }
 
 // Agent protects one folder: it keeps the folder's index, captures
 // changes into the folder's journal, publishes them and serves the
 // folder's snapshot, chunks and journal to the designated backups.
 type Agent struct {
-	id       string
-	root     string
-	ignore   *baseline.Matcher
-	backups  []peer.ID
-	j        journal.Log
-	w        Watcher
-	topic    Publisher
-	db       *store.DB
-	rows     index.AgentRows
-	log      *slog.Logger
-	m        *Metrics
-	capBytes int64
-	names    func(peer.ID) string
+	id         string
+	root       string
+	ignore     *baseline.Matcher
+	backups    []peer.ID
+	j          journal.Log
+	w          Watcher
+	topic      Publisher
+	db         *store.DB
+	rows       index.AgentRows
+	log        *slog.Logger
+	m          *Metrics
+	capBytes   int64
+	names      func(peer.ID) string
+	retryEvery time.Duration
+	faults     *baseline.Faults
 
 	mu      sync.RWMutex // guards files, locs, seq, ready, scanned, acks
 	files   *index.Tree
@@ -154,6 +163,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		id: cfg.Folder, root: cfg.Root, ignore: cfg.Ignore, j: cfg.Journal, w: cfg.Watcher, topic: cfg.Topic,
 		db: cfg.DB, rows: index.Agent(cfg.Folder), m: cfg.Metrics, capBytes: cfg.JournalMaxBytes, names: cfg.PeerName,
+		retryEvery: cmp.Or(cfg.ProblemRetry, problemRetry), faults: cfg.ReadFaults,
 		log:      cfg.Logger.With("subsystem", "agent", "folder", cfg.Folder),
 		files:    index.NewTree(),
 		locs:     make(index.Locs),
@@ -341,6 +351,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			// disk that has space again is noticed at once.
 			if a.failing() {
 				run(nil, true)
+			} else if ps := a.problemPaths(); len(ps) > 0 {
+				// paths that could not be read are read again: a fixed
+				// permission counts at once
+				run(ps, false)
 			}
 			reply <- syncReply{head: a.j.Last(), err: a.folderProblem()}
 		case now := <-hb.C:
@@ -349,7 +363,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if due := a.dueRechecks(now); len(due) > 0 {
 				run(due, false)
 			}
-			if now.Sub(lastProblemRetry) >= problemRetry {
+			if now.Sub(lastProblemRetry) >= a.retryEvery {
 				lastProblemRetry = now
 				if ps := a.problemPaths(); len(ps) > 0 {
 					run(ps, false)

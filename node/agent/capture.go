@@ -44,7 +44,7 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		obs[rel] = e
 		return
 	}
-	e, err := baseline.Stat(a.root, rel, prev, a.ignore)
+	e, err := baseline.Stat(a.root, rel, prev, a.ignore, baseline.WithFaults(a.faults))
 	if err != nil {
 		if unreadable(err) {
 			// reported until it can be read; the index (and the backups)
@@ -66,7 +66,6 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		}
 		return
 	}
-	a.clearProblem(rel)
 	obs[rel] = &e
 	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
 		a.files.Walk(rel, func(d *baseline.Entry) {
@@ -75,21 +74,40 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 			}
 		})
 	}
-	if e.Kind == baseline.KindDir && (prev == nil || prev.Kind != baseline.KindDir || prev.Inode != e.Inode) {
+	// A new directory is listed (files may be in it before its watch was),
+	// and so is one that could not be listed before.
+	hadProblem := a.hasProblem(rel)
+	if e.Kind == baseline.KindDir && (prev == nil || prev.Kind != baseline.KindDir || prev.Inode != e.Inode || hadProblem) {
 		ents, err := os.ReadDir(filepath.Join(a.root, filepath.FromSlash(rel)))
+		if ferr := a.faults.Check(rel); ferr != nil {
+			err = ferr
+		}
 		if err != nil {
 			if unreadable(err) {
 				a.setProblem(rel, fmt.Errorf("list directory: %w", err))
 			}
 			return
 		}
+		listed := make(map[string]bool, len(ents))
 		for _, de := range ents {
 			if ctx.Err() != nil {
 				return
 			}
-			a.observe(ctx, path.Join(rel, de.Name()), obs)
+			p := path.Join(rel, de.Name())
+			listed[p] = true
+			a.observe(ctx, p, obs)
+		}
+		if hadProblem {
+			// what the index holds below it and the listing does not
+			// show is gone
+			a.files.Walk(rel, func(d *baseline.Entry) {
+				if index.Parent(d.Path) == rel && !listed[d.Path] {
+					a.observe(ctx, d.Path, obs)
+				}
+			})
 		}
 	}
+	a.clearProblem(rel)
 }
 
 // Appends to big files (logs, databases' write-ahead logs) are captured
@@ -188,7 +206,7 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	if full {
 		var mu sync.Mutex
 		bad := make(map[string]error) // paths that could not be read
-		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.ignore, Reuse: a.reuse, Logger: a.log,
+		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.ignore, Reuse: a.reuse, Logger: a.log, Faults: a.faults,
 			OnError: func(rel string, err error) {
 				mu.Lock()
 				bad[rel] = err

@@ -18,6 +18,7 @@ type Problem struct {
 	Path  string
 	Err   string
 	Since time.Time
+	err   error
 }
 
 // maxProblems bounds the problems an agent keeps (the rest are counted in
@@ -29,10 +30,8 @@ func (a *Agent) setProblem(p string, err error) {
 	defer a.mu.Unlock()
 	msg := err.Error()
 	if old, ok := a.problems[p]; ok {
-		if old.Err != msg {
-			old.Err = msg
-			a.problems[p] = old
-		}
+		old.Err, old.err = msg, err
+		a.problems[p] = old
 		return
 	}
 	if len(a.problems) >= maxProblems && p != "" {
@@ -41,7 +40,7 @@ func (a *Agent) setProblem(p string, err error) {
 	if p != "" {
 		a.log.Warn("path cannot be backed up", "path", p, "err", msg)
 	}
-	a.problems[p] = Problem{Path: p, Err: msg, Since: time.Now()}
+	a.problems[p] = Problem{Path: p, Err: msg, Since: time.Now(), err: err}
 	if p == "" {
 		close(a.changed)
 		a.changed = make(chan struct{})
@@ -76,7 +75,7 @@ func (a *Agent) folderProblem() error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if p, ok := a.problems[""]; ok {
-		return errors.New(p.Err)
+		return p.err
 	}
 	return nil
 }
@@ -116,3 +115,11 @@ func unreadable(err error) bool {
 
 // under reports whether p is q or lies below it.
 func under(p, q string) bool { return p == q || strings.HasPrefix(p, q+"/") }
+
+// hasProblem reports whether p is a path that could not be read.
+func (a *Agent) hasProblem(p string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	_, ok := a.problems[p]
+	return ok
+}

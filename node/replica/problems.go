@@ -171,3 +171,11 @@ func (r *Replica) retryProblems(ctx context.Context) {
 	}
 	r.clearPathProblems(ap.written)
 }
+
+// blockedNow reports whether a failure blocks the whole replica.
+func (r *Replica) blockedNow() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.problems[""]
+	return ok && r.st.BaselineOK
+}

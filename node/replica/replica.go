@@ -72,6 +72,11 @@ type Config struct {
 	// defaults, 2048 files or 256 MiB).
 	StageFiles int
 	StageBytes int64
+	// ProblemRetry is how often paths that could not be written are tried
+	// again (0: every 30s).
+	ProblemRetry time.Duration
+	// Faults makes writes to the replica fail on command (tests).
+	Faults *store.Faults
 }
 
 // BaselineEvent reports the progress of a baseline.
@@ -101,6 +106,7 @@ type Replica struct {
 	onBaseline func(BaselineEvent)
 	stageFiles int
 	stageBytes int64
+	retryEvery time.Duration
 
 	// owned by the run goroutine
 	files    *index.Tree
@@ -148,7 +154,7 @@ func New(cfg Config) (*Replica, error) {
 	}
 	src, srcName, folder := cfg.Source, cfg.SourceName, cfg.Folder
 	root := filepath.Join(cfg.DataDir, "replicas", src.String(), folder)
-	rep, err := store.OpenReplica(root)
+	rep, err := store.OpenReplica(root, store.WithFaults(cfg.Faults))
 	if err != nil {
 		return nil, fmt.Errorf("replica: replica of %s/%s: %w", srcName, folder, err)
 	}
@@ -172,6 +178,7 @@ func New(cfg Config) (*Replica, error) {
 		r.m = NewMetrics(nil)
 	}
 	r.stageFiles, r.stageBytes = cmp.Or(cfg.StageFiles, defaultStageFiles), cmp.Or(cfg.StageBytes, defaultStageBytes)
+	r.retryEvery = cmp.Or(cfg.ProblemRetry, problemRetry)
 	r.hist, err = history.Open(cfg.DataDir, src.String(), folder)
 	if err != nil {
 		return nil, fmt.Errorf("replica: history of %s/%s: %w", srcName, folder, err)
@@ -288,7 +295,7 @@ func (r *Replica) Run(ctx context.Context) error {
 	r.gap.Stop()
 	defer r.gap.Stop()
 
-	problems := time.NewTicker(problemRetry)
+	problems := time.NewTicker(r.retryEvery)
 	defer problems.Stop()
 	pruneEvery := min(max(r.retention/20, time.Second), time.Minute)
 	prune := time.NewTicker(pruneEvery)
@@ -323,6 +330,12 @@ func (r *Replica) Run(ctx context.Context) error {
 		case <-r.kick:
 			r.pull(ctx)
 		case done := <-r.barrier:
+			// what failed is tried again first, so that a problem fixed
+			// meanwhile (space freed, a permission changed) counts at once
+			if r.blockedNow() {
+				r.pull(ctx)
+			}
+			r.retryProblems(ctx)
 			close(done)
 		case req := <-r.fixes:
 			req.reply <- r.repairPaths(ctx, req.fix)

@@ -1,0 +1,55 @@
+package baseline
+
+import (
+	"strings"
+	"sync"
+)
+
+// Faults makes reads of chosen paths fail on command, for tests of what
+// callers do with a path that exists but cannot be read (a permission the
+// process lacks, an I/O error), which a test running as root cannot get
+// from chmod. A nil *Faults injects nothing. Safe for concurrent use.
+type Faults struct {
+	mu    sync.Mutex
+	paths map[string]error
+}
+
+// FailRead makes reads of rel fail with err until Clear: opening a file,
+// listing a directory (whose entry is still seen, with nothing below it).
+func (f *Faults) FailRead(rel string, err error) {
+	f.mu.Lock()
+	if f.paths == nil {
+		f.paths = make(map[string]error)
+	}
+	f.paths[rel] = err
+	f.mu.Unlock()
+}
+
+// Clear ends the failures for rel ("" ends them all).
+func (f *Faults) Clear(rel string) {
+	f.mu.Lock()
+	if rel == "" {
+		f.paths = nil
+	} else {
+		delete(f.paths, rel)
+	}
+	f.mu.Unlock()
+}
+
+// Check returns the failure set for reading rel, nil if none.
+func (f *Faults) Check(rel string) error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.paths[strings.TrimSuffix(rel, "/")]
+}
+
+// StatOption configures Stat.
+type StatOption func(*statOptions)
+
+type statOptions struct{ faults *Faults }
+
+// WithFaults makes Stat consult f before reading.
+func WithFaults(f *Faults) StatOption { return func(o *statOptions) { o.faults = f } }

@@ -1,0 +1,152 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vigil-mesh/vigil/journal"
+	"github.com/vigil-mesh/vigil/node/watch"
+	"github.com/vigil-mesh/vigil/node/wire"
+	"github.com/vigil-mesh/vigil/store"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// published collects what an agent publishes.
+type published struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func (p *published) Publish(_ context.Context, b []byte) error {
+	p.mu.Lock()
+	p.msgs = append(p.msgs, append([]byte(nil), b...))
+	p.mu.Unlock()
+	return nil
+}
+
+// harness runs one agent on a temporary folder with an in-memory journal
+// that fails on command: no network, no node.
+type harness struct {
+	t      *testing.T
+	root   string
+	j      *journal.Faulty
+	a      *Agent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	root, data := t.TempDir(), t.TempDir()
+	db, err := store.OpenDB(filepath.Join(data, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := watch.New(root, watch.Options{MarkerDir: filepath.Join(data, "marker"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, root: root, j: journal.NewFaulty(journal.NewMem()), done: make(chan error, 1)}
+	h.a, err = New(Config{Folder: "docs", Root: root, Journal: h.j, DB: db, Watcher: w, Topic: &published{},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-h.done
+		h.a.Close()
+		db.Close()
+	})
+	return h
+}
+
+func (h *harness) write(rel, data string) {
+	h.t.Helper()
+	p := filepath.Join(h.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) sync() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return h.a.Sync(ctx)
+}
+
+// journaled returns the paths of the put records in the journal.
+func (h *harness) journaled() map[string]bool {
+	h.t.Helper()
+	out := make(map[string]bool)
+	err := h.j.Read(0, func(r journal.Record) error {
+		c, err := wire.DecodeChange(r.Payload)
+		if err != nil {
+			return err
+		}
+		if c.Op == wire.OpPut {
+			out[c.Path] = true
+		}
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+func TestFailedJournalAppendKeepsChangesPendingAndSyncSaysSo(t *testing.T) {
+	h := newHarness(t)
+	h.write("before.txt", "b")
+	if _, err := h.sync(); err != nil {
+		t.Fatal(err)
+	}
+	h.j.Fail(syscall.ENOSPC)
+	h.write("during-1.txt", "1")
+	h.write("dir/during-2.txt", "2")
+	_, err := h.sync()
+	if !errors.Is(err, ErrNotCaptured) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Sync while the journal fails: %v, want ErrNotCaptured wrapping ENOSPC", err)
+	}
+	st := h.a.Status()
+	if len(st.Problems) != 1 || st.Problems[0].Path != "" || st.Problems[0].Since.IsZero() {
+		t.Fatalf("status problems while the journal fails: %+v", st.Problems)
+	}
+	if h.journaled()["during-1.txt"] {
+		t.Fatal("a change is in the journal although every append failed")
+	}
+
+	h.j.Heal()
+	head, err := h.sync()
+	if err != nil {
+		t.Fatalf("Sync after the journal heals: %v", err)
+	}
+	got := h.journaled()
+	for _, p := range []string{"during-1.txt", "dir", "dir/during-2.txt"} {
+		if !got[p] {
+			t.Errorf("%s is not journaled after the recovery (journal has %v)", p, got)
+		}
+	}
+	if head != h.j.Last() || len(h.a.Status().Problems) != 0 {
+		t.Fatalf("after recovery: head %d (journal %d), problems %+v", head, h.j.Last(), h.a.Status().Problems)
+	}
+	if h.j.Failures() == 0 {
+		t.Fatal("the journal was never asked to append while failing")
+	}
+}
