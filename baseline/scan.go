@@ -34,7 +34,7 @@ type ScanOptions struct {
 	OnError func(rel string, err error)
 	// Faults, if set, makes reads of chosen paths fail (tests).
 	Faults *Faults
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 func logger(l *slog.Logger) *slog.Logger {
