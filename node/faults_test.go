@@ -348,3 +348,42 @@ func TestDamagedReplicaFileIsRepairedNotBuiltUponAndRepairFixesWhatVerifyFinds(t
 	}
 	requireSame(t, src, dst)
 }
+
+// A backup killed after renaming a file into place and before saving its
+// index row restarts with the file newer than its index says. The record
+// it applies again must not copy "unchanged" chunks from the newer bytes
+// at the old offsets (both nodes would then say synced over a corrupt
+// file): every chunk copied from the replica is checked.
+func TestReplayedRecordAfterAKillBetweenRenameAndCommitDoesNotCorruptTheFile(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	v1 := randBytes(21, 600<<10)
+	writeFile(t, filepath.Join(src, "f.bin"), v1, 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	nas.stop()
+
+	// v2: a change in the middle, which shifts nothing before it
+	v2 := append(append(append([]byte(nil), v1[:300<<10]...), randBytes(22, 50<<10)...), v1[300<<10:]...)
+	writeFile(t, filepath.Join(src, "f.bin"), v2, 0o644)
+	if err := lap.n.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// what the killed backup left: v2 in place, the index still at v1
+	dst := nas.replicaDir(lap, "docs")
+	fi, err := os.Stat(filepath.Join(dst, "f.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "f.bin"), v2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(dst, "f.bin"), fi.ModTime(), fi.ModTime())
+
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, dst)
+}

@@ -423,7 +423,7 @@ func sumChunks(cs []baseline.Chunk) int64 {
 func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *baseline.Entry, data map[cid.Cid][]byte) error {
 	r := ap.r
 	// Chunks neither inline nor local are fetched first.
-	var want []cid.Cid
+	var want []baseline.Chunk
 	seen := make(map[cid.Cid]bool)
 	for _, ch := range e.Chunks {
 		if seen[ch.CID] {
@@ -447,7 +447,7 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 				continue
 			}
 		}
-		want = append(want, ch.CID)
+		want = append(want, ch)
 	}
 	if err := ap.keep(prev, e); err != nil {
 		return err
@@ -458,7 +458,7 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 	defer stream.close()
 	wanted := make(map[cid.Cid]bool, len(want))
 	for _, c := range want {
-		wanted[c] = true
+		wanted[c.CID] = true
 	}
 	src := newLocalReader(r)
 	defer src.close()

@@ -136,9 +136,9 @@ func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.
 // plan decides which chunks come from the source: a chunk this replica
 // holds, or that an earlier file of this baseline brings, is copied
 // locally; every other one is fetched once.
-func (c *copier) plan(files []*baseline.Entry) []cid.Cid {
+func (c *copier) plan(files []*baseline.Entry) []baseline.Chunk {
 	c.planned = make(map[cid.Cid]bool)
-	var remote []cid.Cid
+	var remote []baseline.Chunk
 	for _, e := range files {
 		if c.r.adoptExisting(e) {
 			continue
@@ -148,7 +148,7 @@ func (c *copier) plan(files []*baseline.Entry) []cid.Cid {
 				continue
 			}
 			c.planned[ch.CID] = true
-			remote = append(remote, ch.CID)
+			remote = append(remote, ch)
 		}
 	}
 	return remote

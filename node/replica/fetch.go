@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/mesh"
@@ -24,7 +25,14 @@ type fetched struct {
 	Data []byte
 }
 
-const fetchWindow = 16 // requests of wire.ChunksPerRequest CIDs in flight on one stream
+// A fetch keeps at most fetchWindow bytes of chunks requested and not yet
+// received, in requests of at most fetchRequest bytes (and
+// wire.ChunksPerRequest CIDs): enough to keep a link busy, little to lose
+// when a node is killed mid-transfer, bounded memory.
+const (
+	fetchWindow  = 4 << 20
+	fetchRequest = 512 << 10
+)
 
 // openSync opens a /vigil/sync stream to the replica's source.
 func (r *Replica) openSync(ctx context.Context) (transport.Stream, error) {
@@ -37,11 +45,36 @@ func (r *Replica) openSync(ctx context.Context) (transport.Stream, error) {
 	return s, nil
 }
 
-// fetch asks the source for cids over one stream, pipelined in batches,
-// and hands each chunk to fn in order, verified against its CID. fn runs
-// on the caller's goroutine.
-func (r *Replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) error) error {
-	if len(cids) == 0 {
+// fetchBatch is one chunks request: its CIDs and their expected bytes.
+type fetchBatch struct {
+	cids  []cid.Cid
+	bytes int64
+}
+
+// batches cuts want into requests.
+func batches(want []baseline.Chunk) []fetchBatch {
+	var out []fetchBatch
+	var cur fetchBatch
+	for _, c := range want {
+		size := int64(max(c.Size, 1))
+		if len(cur.cids) > 0 && (len(cur.cids) == wire.ChunksPerRequest || cur.bytes+size > fetchRequest) {
+			out = append(out, cur)
+			cur = fetchBatch{}
+		}
+		cur.cids = append(cur.cids, c.CID)
+		cur.bytes += size
+	}
+	if len(cur.cids) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// fetch asks the source for the chunks of want over one stream, pipelined
+// in requests, and hands each chunk to fn in order, verified against its
+// CID. fn runs on the caller's goroutine.
+func (r *Replica) fetch(ctx context.Context, want []baseline.Chunk, fn func(fetched) error) error {
+	if len(want) == 0 {
 		return nil
 	}
 	s, err := r.openSync(ctx)
@@ -52,18 +85,17 @@ func (r *Replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 
+	reqs := batches(want)
 	g, gctx := errgroup.WithContext(ctx)
-	tokens := make(chan struct{}, fetchWindow)
-	out := make(chan fetched, wire.ChunksPerRequest)
+	window := semaphore.NewWeighted(fetchWindow)
+	out := make(chan fetched, 64)
 	g.Go(func() error {
 		w := bufio.NewWriterSize(s, 64<<10)
-		for i := 0; i < len(cids); i += wire.ChunksPerRequest {
-			select {
-			case tokens <- struct{}{}:
-			case <-gctx.Done():
-				return gctx.Err()
+		for _, b := range reqs {
+			if err := window.Acquire(gctx, min(b.bytes, fetchWindow)); err != nil {
+				return err
 			}
-			if err := writeFrame(w, wire.ChunksReq, wire.EncodeChunksReq(r.folder, cids[i:min(i+wire.ChunksPerRequest, len(cids))])); err != nil {
+			if err := writeFrame(w, wire.ChunksReq, wire.EncodeChunksReq(r.folder, b.cids)); err != nil {
 				return err
 			}
 			if err := w.Flush(); err != nil {
@@ -78,11 +110,11 @@ func (r *Replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 		batch []cid.Cid
 		body  []byte
 	}
-	frames := make(chan frame, 4)
+	frames := make(chan frame, 2)
 	g.Go(func() error {
 		defer close(frames)
 		br := bufio.NewReaderSize(s, 256<<10)
-		for i := 0; i < len(cids); i += wire.ChunksPerRequest {
+		for _, b := range reqs {
 			typ, body, err := readFrame(br)
 			if err != nil {
 				return fmt.Errorf("replica: fetch chunks from %s: %w", r.sourceName, err)
@@ -94,12 +126,9 @@ func (r *Replica) fetch(ctx context.Context, cids []cid.Cid, fn func(fetched) er
 			default:
 				return fmt.Errorf("replica: fetch chunks from %s: unexpected frame 0x%02x", r.sourceName, typ)
 			}
+			window.Release(min(b.bytes, fetchWindow))
 			select {
-			case <-tokens:
-			default:
-			}
-			select {
-			case frames <- frame{batch: cids[i:min(i+wire.ChunksPerRequest, len(cids))], body: body}:
+			case frames <- frame{batch: b.cids, body: body}:
 			case <-gctx.Done():
 				return gctx.Err()
 			}
@@ -168,13 +197,13 @@ type chunkStream struct {
 	ended  bool
 }
 
-// streamChunks starts fetching cids (none: an empty stream).
-func (r *Replica) streamChunks(ctx context.Context, cids []cid.Cid) *chunkStream {
+// streamChunks starts fetching want (none: an empty stream).
+func (r *Replica) streamChunks(ctx context.Context, want []baseline.Chunk) *chunkStream {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &chunkStream{r: r, in: make(chan fetched, 1024), ferr: make(chan error, 1), cancel: cancel}
+	s := &chunkStream{r: r, in: make(chan fetched, 64), ferr: make(chan error, 1), cancel: cancel}
 	go func() {
 		defer close(s.in)
-		s.ferr <- r.fetch(ctx, cids, func(f fetched) error {
+		s.ferr <- r.fetch(ctx, want, func(f fetched) error {
 			select {
 			case s.in <- f:
 				return nil

@@ -106,7 +106,11 @@ func (r *Replica) refetchHistory(ctx context.Context, cids []cid.Cid) error {
 		return nil
 	}
 	got := make(map[cid.Cid]bool)
-	err := r.fetch(ctx, cids, func(f fetched) error {
+	want := make([]baseline.Chunk, len(cids))
+	for i, c := range cids {
+		want[i] = baseline.Chunk{CID: c, Size: baseline.MaxChunk}
+	}
+	err := r.fetch(ctx, want, func(f fetched) error {
 		if f.Data == nil {
 			return nil
 		}
