@@ -34,6 +34,9 @@ type Config struct {
 	// (unregistered again by Close). Nil: metrics are kept but not
 	// registered.
 	Registerer prometheus.Registerer
+	// Limits bounds the streams and memory each peer can take on this
+	// node (see Limits); the zero value takes the defaults.
+	Limits Limits
 	// DropInbound, when set, is consulted for every pubsub message
 	// delivered to a Topic subscriber and drops it when it returns true.
 	// Test hook only; nil in production.
@@ -48,6 +51,9 @@ func (c *Config) Validate() error {
 	self, err := peer.IDFromPrivateKey(c.Key)
 	if err != nil {
 		return fmt.Errorf("%w: key: %v", ErrInvalidConfig, err)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	ids := make(map[peer.ID]bool, len(c.Peers))
 	names := make(map[string]bool, len(c.Peers))

@@ -20,8 +20,8 @@
 // 300 ms later, because QUIC streams are about three times slower for bulk
 // data. No relay, NAT port mapping, hole punching or mDNS: peers are dialed
 // at the addresses of the config (plus those they announce via identify).
-// Resource limits are infinite (the allow-list bounds who can use them) and
-// no connection manager trims connections.
+// libp2p's resource manager enforces the limits below (see Limits); no
+// connection manager trims connections.
 //
 // # Trust
 //
@@ -40,6 +40,57 @@
 //     publishing is off: it would bypass the filter). The topic validator
 //     rejects a message whose signer is not the folder's source, whose
 //     payload exceeds 1 MiB, or that was forwarded by a non-member.
+//
+// # Limits
+//
+// The allow-list bounds who may connect, not what an admitted peer may
+// take, so libp2p's resource manager bounds that. Its limits are libp2p's
+// defaults (rcmgr.DefaultLimits plus those of libp2p's own protocols,
+// identify and ping), scaled to the machine (an eighth of its memory, half
+// of its file descriptors), with these per-peer limits on top
+// (Config.Limits; zero fields take the defaults):
+//
+//	limit                                          default  field
+//	---------------------------------------------  -------  ------------------
+//	/vigil/sync streams of one peer, each way      32       Limits.SyncStreams
+//	/vigil/ack streams of one peer, each way       8        Limits.AckStreams
+//	streams of one peer, any protocol (also those  64       Limits.PeerStreams
+//	still negotiating), each way                            (sync + ack + 24)
+//	memory reserved for one peer                   64 MiB   Limits.PeerMemory
+//
+// A stream beyond a limit is reset with the error code
+// network.StreamResourceLimitExceeded and counted in
+// streams_refused_total (Open negotiates lazily with a peer known to serve
+// the protocol, so the refusal shows at the stream's first read).
+// Other peers are not affected: each peer's streams count on their own.
+// The streams of one protocol for all peers together are bounded by
+// libp2p's default, raised if needed so every peer can reach its limit.
+//
+// A backup keeps one /vigil/ack stream per folder it holds from a source
+// and opens a few /vigil/sync streams per folder it catches up; a node
+// whose peers back up more folders from it than the defaults allow raises
+// them.
+//
+// The memory the resource manager accounts is what the muxer and
+// transports reserve: 256 KiB per yamux stream and QUIC's flow-control
+// windows. Yamux grants every stream its 16 MiB receive window up front
+// (for bulk throughput) while reserving only those 256 KiB, and frames
+// are held by their readers, outside the resource manager: what one peer
+// can make a node hold is bounded by its stream limits times (16 MiB + the
+// largest frame its readers accept), not by PeerMemory.
+//
+// # Idle streams
+//
+// A handler that waits for a peer ties up a goroutine and one of the
+// peer's streams until the peer sends or the stream ends. IdleReader and
+// IdleWriter bound that wait: they set the stream's read (write) deadline
+// before every Read (every piece of at most 256 KiB written), so a stream
+// that moves no byte for the given time fails with ErrIdleTimeout, while a
+// slow one that keeps moving never does. IdleTimeout (2 minutes) is the
+// bound to use on the stream protocols:
+//
+//	r := bufio.NewReaderSize(mesh.IdleReader(s, mesh.IdleTimeout), 256<<10)
+//	w := bufio.NewWriterSize(mesh.IdleWriter(s, mesh.IdleTimeout), 64<<10)
 //
 // # Topics
 //
@@ -132,6 +183,17 @@
 // frame yields io.ErrUnexpectedEOF. Type bytes and payload encodings are
 // defined by package node.
 //
+// The memory ReadFrame holds follows the bytes received, not the length
+// announced. A frame of up to 64 KiB is read into one buffer of its
+// length. A longer one starts in a buffer of at most 64 KiB that grows
+// eightfold each time it fills; once it holds a sixteenth of the frame,
+// the rest is read into a buffer of the announced length, the one
+// returned. A peer that announces 80 MiB and sends 10 bytes costs the
+// reader a 16 KiB buffer; in general a reader holds at most about 16
+// times what it received, plus 64 KiB. The intermediate buffers are
+// recycled (a sync.Pool per power-of-two size), and growing copies about
+// a fourteenth of the frame once more.
+//
 // # Connectivity
 //
 // Mesh.Run keeps every configured peer connected: it dials them at start
@@ -149,5 +211,13 @@
 // stream_bytes_per_second{protocol,direction},
 // pubsub_messages_published_total, pubsub_messages_received_total,
 // pubsub_messages_rejected_total{reason},
-// pubsub_messages_dropped_total{reason}, gater_refused_total{direction}.
+// pubsub_messages_dropped_total{reason}, gater_refused_total{direction},
+// streams_refused_total{protocol} (protocol empty: refused when opened,
+// before negotiation; "service:<name>" for libp2p's services),
+// resources_refused_total{resource} (connection, memory), and the
+// resource manager's accounting at scrape time:
+// resource_streams{scope,direction} and resource_memory_bytes{scope}
+// (scope system or transient), peer_streams{peer,direction} and
+// peer_memory_bytes{peer} for each connected configured peer (labelled
+// with its name, or its ID when it has none).
 package mesh

@@ -32,6 +32,9 @@ var (
 	// ErrKeyPermissions is returned by LoadKey for a key file whose mode
 	// grants any access to group or others.
 	ErrKeyPermissions = errors.New("mesh: key file accessible by group or others")
+	// ErrIdleTimeout is returned by the readers and writers of IdleReader
+	// and IdleWriter when a stream made no progress for their timeout.
+	ErrIdleTimeout = errors.New("mesh: stream idle too long")
 	// ErrInvalidConfig is returned by Config.Validate.
 	ErrInvalidConfig = errors.New("mesh: invalid config")
 )

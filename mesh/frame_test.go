@@ -3,9 +3,12 @@ package mesh
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
+	"testing/iotest"
 )
 
 func TestFrameRoundTripPreservesTypeAndPayload(t *testing.T) {
@@ -115,6 +118,96 @@ func TestReadFramePassesReadErrorsThrough(t *testing.T) {
 	}
 }
 
+func TestReadFrameLargeFramesRoundTripInPieces(t *testing.T) {
+	// Frame lengths around the one-buffer limit and across several pieces.
+	for _, n := range []int{firstPiece - 1, firstPiece, firstPiece + 1, 8*firstPiece + 3, 3<<20 + 7} {
+		payload := make([]byte, n-1)
+		for i := range payload {
+			payload[i] = byte(i * 31)
+		}
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, 9, payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFrame(&buf, 8, []byte("next")); err != nil {
+			t.Fatal(err)
+		}
+		// Short reads: the pieces must not depend on how the data arrives.
+		r := bufio.NewReaderSize(iotest.HalfReader(&buf), 16)
+		typ, got, err := ReadFrame(r, 4<<20)
+		if err != nil || typ != 9 || !bytes.Equal(got, payload) {
+			t.Fatalf("frame of %d bytes: type %d, %d bytes, err %v", n, typ, len(got), err)
+		}
+		if typ, got, err := ReadFrame(r, 4<<20); err != nil || typ != 8 || string(got) != "next" {
+			t.Fatalf("frame after one of %d bytes: (%d, %q, %v)", n, typ, got, err)
+		}
+	}
+}
+
+func TestReadFrameTruncatedAtPieceBoundariesIsUnexpectedEOF(t *testing.T) {
+	const n = 3<<20 + 7 // frame length: pieces of 24577 and 196616 bytes
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, 1, make([]byte, n-1)); err != nil {
+		t.Fatal(err)
+	}
+	full := buf.Bytes()
+	hdr := len(full) - n
+	var cuts []int
+	for p := pieceSize(n); ; p *= pieceGrowth {
+		cuts = append(cuts, hdr+p-1, hdr+p, hdr+p+1)
+		if p*lastGrowth >= n {
+			break
+		}
+	}
+	cuts = append(cuts, hdr, hdr+1, len(full)-1)
+	for _, c := range cuts {
+		if _, _, err := ReadFrame(bytes.NewReader(full[:c]), 4<<20); err != io.ErrUnexpectedEOF {
+			t.Fatalf("cut after %d of %d bytes: err = %v, want io.ErrUnexpectedEOF", c, len(full), err)
+		}
+	}
+	if _, p, err := ReadFrame(bytes.NewReader(full), 4<<20); err != nil || len(p) != n-1 {
+		t.Fatalf("whole frame: %d bytes, %v", len(p), err)
+	}
+}
+
+func TestReadFrameMemoryFollowsBytesReceivedNotAnnounced(t *testing.T) {
+	// announce returns an 80 MiB frame cut after body bytes.
+	announce := func(body int) []byte {
+		b := binary.AppendUvarint(nil, 80<<20+1)
+		return append(append(b, 0x83), make([]byte, body-1)...)
+	}
+	// allocated returns the bytes allocated by reading in, with the
+	// pieces' pools emptied first (a garbage collection moves a pool's
+	// buffers aside, the next one drops them).
+	allocated := func(in []byte) uint64 {
+		t.Helper()
+		runtime.GC()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := ReadFrame(bytes.NewReader(in), 100<<20)
+		runtime.ReadMemStats(&after)
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+
+	// A peer announces an 80 MiB frame and sends 10 bytes of it.
+	got := allocated(announce(10))
+	t.Logf("announced 80 MiB, received 10 bytes: %d bytes allocated", got)
+	if got > firstPiece {
+		t.Fatalf("allocated %d bytes, want at most %d", got, firstPiece)
+	}
+	// Memory grows with what arrives: 1 MiB of the frame costs about
+	// lastGrowth times that at most, not 80 MiB.
+	got = allocated(announce(1 << 20))
+	t.Logf("announced 80 MiB, received 1 MiB: %d bytes allocated", got)
+	if bound := uint64(lastGrowth<<20 + 2*firstPiece); got > bound {
+		t.Fatalf("allocated %d bytes, want at most %d", got, bound)
+	}
+}
+
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
@@ -131,6 +224,15 @@ func FuzzReadFrame(f *testing.F) {
 		{0x80, 0x01, 9},
 	} {
 		f.Add(seed, 64)
+	}
+	// Frames read in several pieces, whole and cut short.
+	for _, n := range []int{firstPiece + 1, 9*firstPiece + 5} {
+		var buf bytes.Buffer
+		WriteFrame(&buf, 5, bytes.Repeat([]byte{0xa5}, n-1))
+		WriteFrame(&buf, 6, []byte("x"))
+		f.Add(buf.Bytes(), 1<<20)
+		f.Add(buf.Bytes()[:buf.Len()/2], 1<<20)
+		f.Add(buf.Bytes(), n-1)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, max int) {
 		if max > 1<<20 {

@@ -20,7 +20,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -99,14 +98,20 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		m.kicks[p.ID] = make(chan struct{}, 1)
 	}
 	bw := metrics.NewBandwidthCounter()
-	m.met = newMetrics(bw)
+	m.met = newMetrics(bw, cfg.Peers)
 
-	h, err := newHost(cfg, &gater{m: m}, bw)
+	rm, err := newResourceManager(cfg, m.met)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("mesh: resource manager: %w", err)
+	}
+	h, err := newHost(cfg, &gater{m: m}, bw, rm) // closes rm on failure
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mesh: libp2p host: %w", err)
 	}
 	m.host = h
+	m.met.resources.attach(rm, h.Network())
 	fail := func(err error) (*Mesh, error) {
 		cancel()
 		h.Close()
@@ -145,16 +150,14 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	return m, nil
 }
 
-func newHost(cfg Config, g connmgr.ConnectionGater, bw metrics.Reporter) (host.Host, error) {
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
-	if err != nil {
-		return nil, err
-	}
+// newHost builds the libp2p host; the host owns rm (closing the host
+// closes it).
+func newHost(cfg Config, g connmgr.ConnectionGater, bw metrics.Reporter, rm network.ResourceManager) (host.Host, error) {
 	listen := libp2p.NoListenAddrs
 	if len(cfg.Listen) > 0 {
 		listen = libp2p.ListenAddrs(cfg.Listen...)
 	}
-	return libp2p.New(
+	h, err := libp2p.New(
 		libp2p.Identity(cfg.Key),
 		listen,
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -173,6 +176,11 @@ func newHost(cfg Config, g connmgr.ConnectionGater, bw metrics.Reporter) (host.H
 		libp2p.Ping(true),
 		libp2p.UserAgent("vigil"),
 	)
+	if err != nil {
+		rm.Close() // libp2p closes it only on some failures; closing twice is harmless
+		return nil, err
+	}
+	return h, nil
 }
 
 // quicFallbackDelay is how long a dial waits for TCP before also trying
@@ -313,7 +321,9 @@ func (m *Mesh) Peers() []PeerStatus {
 
 // Handle sets the handler for streams of protocol proto. The handler owns
 // the stream and must close or reset it. Only peers in the allow-list can
-// open streams (the gater refuses the others' connections). Close waits for
+// open streams (the gater refuses the others' connections), and no more
+// at once than Config.Limits allows. A handler that waits on the peer
+// should read and write through IdleReader and IdleWriter. Close waits for
 // running handlers, which return once their stream fails.
 func (m *Mesh) Handle(proto protocol.ID, h func(peer.ID, network.Stream)) {
 	m.host.SetStreamHandler(proto, func(s network.Stream) {

@@ -1,10 +1,12 @@
 package mesh
 
 import (
+	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,12 +26,16 @@ type meshMetrics struct {
 	rejected     *prometheus.CounterVec // by gossipsub reason
 	dropped      *prometheus.CounterVec // by reason
 	gaterRefused *prometheus.CounterVec // by direction
-	bandwidth    *bandwidthCollector
+
+	streamsRefused   *prometheus.CounterVec // by protocol ("" before negotiation)
+	resourcesRefused *prometheus.CounterVec // by resource: connection, memory
+	resources        *resourceCollector
+	bandwidth        *bandwidthCollector
 
 	reg prometheus.Registerer
 }
 
-func newMetrics(bw *metrics.BandwidthCounter) *meshMetrics {
+func newMetrics(bw *metrics.BandwidthCounter, peers []Peer) *meshMetrics {
 	opts := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
 	}
@@ -46,6 +52,12 @@ func newMetrics(bw *metrics.BandwidthCounter) *meshMetrics {
 			"Messages dropped: subscriber buffer full, outbound queue full, or the DropInbound test hook.")), []string{"reason"}),
 		gaterRefused: prometheus.NewCounterVec(prometheus.CounterOpts(opts("gater_refused_total",
 			"Connections refused because the peer is not in the allow-list.")), []string{"direction"}),
+		streamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts(opts("streams_refused_total",
+			"Streams reset by the resource manager because a stream limit was reached, by protocol "+
+				"(empty: refused when opened, before its protocol was negotiated).")), []string{"protocol"}),
+		resourcesRefused: prometheus.NewCounterVec(prometheus.CounterOpts(opts("resources_refused_total",
+			"Connections and memory reservations refused by the resource manager.")), []string{"resource"}),
+		resources: newResourceCollector(peers),
 		bandwidth: &bandwidthCollector{
 			bw: bw,
 			total: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "stream_bytes_total"),
@@ -59,7 +71,8 @@ func newMetrics(bw *metrics.BandwidthCounter) *meshMetrics {
 }
 
 func (mm *meshMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{mm.connected, mm.published, mm.received, mm.rejected, mm.dropped, mm.gaterRefused, mm.bandwidth}
+	return []prometheus.Collector{mm.connected, mm.published, mm.received, mm.rejected, mm.dropped, mm.gaterRefused,
+		mm.streamsRefused, mm.resourcesRefused, mm.resources, mm.bandwidth}
 }
 
 // register registers every collector on reg (nil: none); on failure it
@@ -110,6 +123,85 @@ func (c *bandwidthCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(st.TotalIn), p, "in")
 		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, st.RateOut, p, "out")
 		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, st.RateIn, p, "in")
+	}
+}
+
+// resourceCollector exposes, at each scrape, what the resource manager
+// accounts: streams and memory of the whole node, of the streams still in
+// protocol negotiation (transient), and of each connected configured peer.
+type resourceCollector struct {
+	names map[peer.ID]string // peer label: the configured name, or the ID
+
+	mu  sync.Mutex
+	rm  network.ResourceScopeViewer // nil until the host exists
+	net network.Network
+
+	streams, memory, peerStreams, peerMemory *prometheus.Desc
+}
+
+func newResourceCollector(peers []Peer) *resourceCollector {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, name), help, labels, nil)
+	}
+	c := &resourceCollector{
+		names: make(map[peer.ID]string, len(peers)),
+		streams: desc("resource_streams",
+			"Open streams accounted by the resource manager, by scope (system: all; transient: protocol not negotiated yet) and direction.",
+			"scope", "direction"),
+		memory: desc("resource_memory_bytes",
+			"Memory reserved from the resource manager, by scope (system, transient).", "scope"),
+		peerStreams: desc("peer_streams",
+			"Open streams with a connected configured peer, by direction.", "peer", "direction"),
+		peerMemory: desc("peer_memory_bytes",
+			"Memory reserved for a connected configured peer's connections and streams.", "peer"),
+	}
+	for _, p := range peers {
+		c.names[p.ID] = p.Name
+		if p.Name == "" {
+			c.names[p.ID] = p.ID.String()
+		}
+	}
+	return c
+}
+
+func (c *resourceCollector) attach(rm network.ResourceManager, n network.Network) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rm, c.net = rm, n
+}
+
+func (c *resourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.streams
+	ch <- c.memory
+	ch <- c.peerStreams
+	ch <- c.peerMemory
+}
+
+func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	rm, n := c.rm, c.net
+	c.mu.Unlock()
+	if rm == nil {
+		return
+	}
+	scope := func(name string, st network.ScopeStat) {
+		ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(st.NumStreamsInbound), name, "in")
+		ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(st.NumStreamsOutbound), name, "out")
+		ch <- prometheus.MustNewConstMetric(c.memory, prometheus.GaugeValue, float64(st.Memory), name)
+	}
+	rm.ViewSystem(func(s network.ResourceScope) error { scope("system", s.Stat()); return nil })
+	rm.ViewTransient(func(s network.ResourceScope) error { scope("transient", s.Stat()); return nil })
+	for id, name := range c.names {
+		if n.Connectedness(id) != network.Connected {
+			continue // viewing would create the peer's scope
+		}
+		rm.ViewPeer(id, func(s network.PeerScope) error {
+			st := s.Stat()
+			ch <- prometheus.MustNewConstMetric(c.peerStreams, prometheus.GaugeValue, float64(st.NumStreamsInbound), name, "in")
+			ch <- prometheus.MustNewConstMetric(c.peerStreams, prometheus.GaugeValue, float64(st.NumStreamsOutbound), name, "out")
+			ch <- prometheus.MustNewConstMetric(c.peerMemory, prometheus.GaugeValue, float64(st.Memory), name)
+			return nil
+		})
 	}
 }
 
