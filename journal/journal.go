@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigil-mesh/vigil/internal/fsutil"
 )
 
 // segment describes one segment file.
@@ -322,7 +324,7 @@ func (j *Journal) repair(f *os.File, path string, off, fileSize int64, reason er
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(j.dir)
+		err = fsutil.SyncDir(j.dir)
 	}
 	if err == nil {
 		err = f.Truncate(off)
@@ -375,19 +377,7 @@ func (j *Journal) syncDir() error {
 	if err := j.faults.sync(j.dir); err != nil {
 		return err
 	}
-	return syncDir(j.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fsutil.SyncDir(j.dir)
 }
 
 func (j *Journal) fsync(f *os.File) error {

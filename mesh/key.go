@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/vigil-mesh/vigil/internal/fsutil"
 )
 
 // keyFileMode is the mode of a key file written by GenerateKey.
@@ -79,7 +81,7 @@ func GenerateKey(path string) (peer.ID, error) {
 			return fail(err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fail(err)
 	}
 	return id, nil
@@ -123,13 +125,4 @@ func LoadKey(path string) (crypto.PrivKey, peer.ID, error) {
 		return fail(err)
 	}
 	return sk, id, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -216,11 +216,32 @@ func newMesh(cfg *config.Config, key crypto.PrivKey, id peer.ID, o options) (tra
 		Logger:      o.logger,
 		Registerer:  o.registerer,
 		DropInbound: o.dropInbound,
+		Limits:      streamLimits(cfg),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return transport.FromMesh(m), nil
+}
+
+// streamLimits sizes the per-peer stream limits to the folders this node
+// shares with one peer: a backup keeps an ack stream per folder and opens a
+// few sync streams per folder it is catching up.
+func streamLimits(cfg *config.Config) mesh.Limits {
+	shared := make(map[string]int) // peer name -> folders shared with it
+	for _, f := range cfg.Folders {
+		for _, b := range f.BackupTo {
+			shared[b]++
+		}
+	}
+	for _, bf := range cfg.BackupFor {
+		shared[bf.Peer] += len(bf.Folders)
+	}
+	most := 0
+	for _, n := range shared {
+		most = max(most, n)
+	}
+	return mesh.Limits{SyncStreams: max(32, 4*most+8), AckStreams: max(8, most+4)}
 }
 
 // newAgent wires the agent of folder fc: its journal, watcher and topic.
