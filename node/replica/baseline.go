@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ipfs/go-cid"
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/node/index"
 	"github.com/vigil-mesh/vigil/node/wire"
@@ -169,7 +170,8 @@ func (r *Replica) baseline(ctx context.Context) error {
 	r.setStatus(func(s *Status) { s.DoneBytes = done })
 
 	// 3. files
-	failed, err := r.copyFiles(ctx, ap, files, done)
+	salvage := r.salvage(ctx)
+	failed, err := r.copyFiles(ctx, ap, files, done, salvage)
 	if err != nil {
 		return err
 	}
@@ -212,6 +214,7 @@ func (r *Replica) baseline(ctx context.Context) error {
 			s.Head = s.Applied
 		}
 	})
+	dropSalvage(salvage)
 	r.clearProblem("")
 	r.clearPathProblems(ap.written)
 	r.progress(snap.Total, snap.Total, true)
@@ -297,15 +300,16 @@ func writeVec(f *os.File, vecs [][]byte) error {
 	return nil
 }
 
-// readStaged reads the chunk at l from a staged file.
-func readStaged(open func(index.Loc) (*os.File, error), l index.Loc) ([]byte, error) {
+// readStaged reads chunk c, at l in a staged file (of this baseline or
+// salvaged from an earlier attempt), checked against its CID.
+func readStaged(open func(index.Loc) (*os.File, error), l index.Loc, c cid.Cid) ([]byte, error) {
 	f, err := open(l)
 	if err != nil {
 		return nil, errChunkUnavailable
 	}
 	defer f.Close()
 	buf := make([]byte, l.Size)
-	if _, err := f.ReadAt(buf, l.Off); err != nil {
+	if _, err := f.ReadAt(buf, l.Off); err != nil || baseline.VerifyChunk(c, buf) != nil {
 		return nil, errChunkUnavailable
 	}
 	return buf, nil
@@ -320,17 +324,13 @@ func copyWithin(f *os.File, off, n int64) error {
 	return err
 }
 
-// copyStaged appends the chunk at l, from a staged file, to dst.
-func copyStaged(dst *os.File, open func(index.Loc) (*os.File, error), l index.Loc) error {
-	src, err := open(l)
+// copyStaged appends chunk c, at l in a staged file, to dst (checked).
+func copyStaged(dst *os.File, open func(index.Loc) (*os.File, error), l index.Loc, c cid.Cid) error {
+	buf, err := readStaged(open, l, c)
 	if err != nil {
-		return errChunkUnavailable
-	}
-	defer src.Close()
-	if _, err := src.Seek(l.Off, io.SeekStart); err != nil {
 		return err
 	}
-	_, err = io.Copy(dst, io.LimitReader(src, int64(l.Size)))
+	_, err = dst.Write(buf)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sync/errgroup"
@@ -89,12 +90,14 @@ type copier struct {
 	r        *Replica
 	ap       *applier
 	stream   *chunkStream
-	planned  map[cid.Cid]bool // chunks the stream brings
-	consumed map[cid.Cid]bool // planned chunks already taken from the stream
-	cur      *stageGroup      // being staged
-	prev     *stageGroup      // being committed, or in place and not yet recorded
-	done     int64            // baseline bytes done
-	failed   []string         // files the source no longer had a chunk of
+	planned  map[cid.Cid]bool      // chunks the stream brings
+	consumed map[cid.Cid]bool      // planned chunks already taken from the stream
+	cur      *stageGroup           // being staged
+	prev     *stageGroup           // being committed, or in place and not yet recorded
+	done     int64                 // baseline bytes done
+	failed   []string              // files the source no longer had a chunk of
+	salvage  map[cid.Cid]index.Loc // chunks of files staged by an attempt cut short
+	shown    time.Time             // when progress was last reported
 	lr       *localReader
 	bw       vecWriter // reused for every big file
 }
@@ -102,8 +105,9 @@ type copier struct {
 // copyFiles writes files (in order), returning the paths that could not be
 // completed because the source no longer had a chunk. done is the bytes
 // already in place before.
-func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.Entry, done int64) ([]string, error) {
-	c := &copier{r: r, ap: ap, done: done, consumed: make(map[cid.Cid]bool), cur: newStageGroup(), lr: newLocalReader(r)}
+func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.Entry, done int64, salvage map[cid.Cid]index.Loc) ([]string, error) {
+	c := &copier{r: r, ap: ap, done: done, consumed: make(map[cid.Cid]bool), cur: newStageGroup(), lr: newLocalReader(r),
+		salvage: salvage}
 	defer c.lr.close()
 	c.stream = r.streamChunks(ctx, c.plan(files))
 	defer c.stream.close()
@@ -147,6 +151,9 @@ func (c *copier) plan(files []*baseline.Entry) []baseline.Chunk {
 			if c.planned[ch.CID] || len(c.r.locs[ch.CID]) > 0 {
 				continue
 			}
+			if _, ok := c.salvage[ch.CID]; ok {
+				continue
+			}
 			c.planned[ch.CID] = true
 			remote = append(remote, ch)
 		}
@@ -183,7 +190,19 @@ func (c *copier) copyFile(e *baseline.Entry) error {
 	c.cur.count++
 	c.cur.bytes += e.Size
 	c.done += e.Size
+	c.showProgress()
 	return nil
+}
+
+// showProgress reports the bytes staged so far, a few times a second, so
+// that lag shows a baseline's progress as it grows (the ack loop sends it).
+func (c *copier) showProgress() {
+	if now := time.Now(); now.Sub(c.shown) >= 250*time.Millisecond {
+		c.shown = now
+		done := c.done
+		c.r.setStatus(func(s *Status) { s.DoneBytes = max(s.DoneBytes, done) })
+		c.r.progress(done, c.r.Status().TotalBytes, false)
+	}
 }
 
 // fromStream reports whether chunk ch is to be taken from the stream now
@@ -224,10 +243,12 @@ func (c *copier) stagedChunk(ch cid.Cid) (index.Loc, bool) {
 		return l, true
 	}
 	if c.prev != nil {
-		l, ok := c.prev.staged[ch]
-		return l, ok
+		if l, ok := c.prev.staged[ch]; ok {
+			return l, true
+		}
 	}
-	return index.Loc{}, false
+	l, ok := c.salvage[ch]
+	return l, ok
 }
 
 // openStaged opens the staged file of l, at its final path if the
@@ -259,7 +280,7 @@ func (c *copier) stageSmall(e *baseline.Entry) (bool, error) {
 		if m, hit := c.memChunk(ch.CID); hit {
 			d = m
 		} else if l, hit := c.stagedChunk(ch.CID); hit {
-			d, err = readStaged(c.openStaged, l)
+			d, err = readStaged(c.openStaged, l, ch.CID)
 		} else if c.fromStream(ch.CID) {
 			d, err = c.next(ch.CID)
 		} else {
@@ -315,7 +336,7 @@ func (c *copier) stageBig(e *baseline.Entry) (bool, error) {
 				err = bw.Write(m)
 			} else if l, ok := c.stagedChunk(ch.CID); ok {
 				if err = bw.Flush(); err == nil {
-					err = copyStaged(f, c.openStaged, l)
+					err = copyStaged(f, c.openStaged, l, ch.CID)
 				}
 			} else if c.fromStream(ch.CID) {
 				var data []byte
@@ -423,8 +444,7 @@ func (c *copier) record() error {
 		return err
 	}
 	clear(ap.dirty)
-	r.setStatus(func(s *Status) { s.DoneBytes = g.done })
-	r.progress(g.done, r.Status().TotalBytes, false)
+	r.setStatus(func(s *Status) { s.DoneBytes = max(s.DoneBytes, g.done) })
 	r.poke(r.ackKick)
 	return nil
 }

@@ -183,11 +183,15 @@ func New(cfg Config) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: history of %s/%s: %w", srcName, folder, err)
 	}
-	if err := rep.CleanTemp(); err != nil {
-		r.log.Warn("clean temporary files", "err", err)
-	}
 	if err := r.load(); err != nil {
 		return nil, err
+	}
+	if r.st.BaselineOK {
+		// files staged by an apply cut short are not needed: the records
+		// are applied again. (During a baseline they are salvaged.)
+		if err := rep.CleanTemp(); err != nil {
+			r.log.Warn("clean temporary files", "err", err)
+		}
 	}
 	return r, nil
 }
