@@ -23,6 +23,12 @@ import (
 // is malformed, could leave its replica root, or crosses a symlink.
 var ErrUnsafePath = errors.New("store: unsafe path")
 
+// ErrInterrupted, wrapped in the error of a Stage's write function, keeps
+// what was written so far in the staging directory (the write was cut short
+// by something outside it, and the caller salvages the bytes later) instead
+// of removing it.
+var ErrInterrupted = errors.New("store: write interrupted")
+
 // MaxPathLen is the longest relative path (in bytes) a Replica accepts.
 const MaxPathLen = 4096
 
@@ -367,6 +373,10 @@ func (r *Replica) stage(rel string, mode fs.FileMode, mtime time.Time, write fun
 		}
 	}()
 	if err := write(f); err != nil {
+		if errors.Is(err, ErrInterrupted) {
+			done = true // kept in the staging directory for the caller to salvage
+			_ = f.Close()
+		}
 		return nil, &PathError{Op: op, Path: rel, Err: err}
 	}
 	if err := f.Chmod(mode.Perm()); err != nil {

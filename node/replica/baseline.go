@@ -47,7 +47,7 @@ func (r *Replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
 	for {
 		typ, body, err := readFrame(br)
 		if err != nil {
-			return nil, fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)
+			return nil, &sourceError{fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)}
 		}
 		switch typ {
 		case wire.SnapshotHead:
@@ -85,7 +85,7 @@ func (r *Replica) baseline(ctx context.Context) error {
 	err := r.net.WaitConnected(wctx, r.source)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("replica: source %s (%s) not reachable: %w", r.sourceName, r.source, err)
+		return &sourceError{fmt.Errorf("replica: source %s (%s) not reachable: %w", r.sourceName, r.source, err)}
 	}
 	snap, err := r.fetchSnapshot(ctx)
 	if err != nil {
@@ -143,6 +143,11 @@ func (r *Replica) baseline(ctx context.Context) error {
 			}
 			files = append(files, e)
 			continue
+		}
+		if e.Kind == baseline.KindDir {
+			// every directory gets its mode and mtime again at the end: an
+			// attempt cut short may have written files into it since
+			ap.dirs[e.Path] = true
 		}
 		if prev != nil && prev.SameContent(e) && prev.SameMeta(e) {
 			continue
@@ -214,7 +219,10 @@ func (r *Replica) baseline(ctx context.Context) error {
 			s.Head = s.Applied
 		}
 	})
-	dropSalvage(salvage)
+	// what earlier attempts staged is no longer needed
+	if err := r.rep.CleanTemp(); err != nil {
+		r.log.Warn("clean staging directory", "err", err)
+	}
 	r.clearProblem("")
 	r.clearPathProblems(ap.written)
 	r.progress(snap.Total, snap.Total, true)

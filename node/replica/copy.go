@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -78,13 +79,6 @@ func (g *stageGroup) add(sf stagedFile) {
 	g.mu.Unlock()
 }
 
-// abort removes the group's temporary files (a no-op for those renamed).
-func (g *stageGroup) abort() {
-	for _, sf := range g.files {
-		sf.st.Abort()
-	}
-}
-
 // copier copies the files of one baseline.
 type copier struct {
 	r        *Replica
@@ -109,7 +103,14 @@ func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.
 	c := &copier{r: r, ap: ap, done: done, consumed: make(map[cid.Cid]bool), cur: newStageGroup(), lr: newLocalReader(r),
 		salvage: salvage}
 	defer c.lr.close()
-	c.stream = r.streamChunks(ctx, c.plan(files))
+	remote := c.plan(files)
+	var remoteBytes int64
+	for _, ch := range remote {
+		remoteBytes += int64(ch.Size)
+	}
+	r.log.Info("baseline copy planned", "files", len(files), "fetch_chunks", len(remote), "fetch_bytes", remoteBytes,
+		"salvaged_chunks", len(salvage))
+	c.stream = r.streamChunks(ctx, remote)
 	defer c.stream.close()
 	defer c.cleanup()
 	for _, e := range files {
@@ -189,7 +190,9 @@ func (c *copier) copyFile(e *baseline.Entry) error {
 	}
 	c.cur.count++
 	c.cur.bytes += e.Size
-	c.done += e.Size
+	if e.Size <= smallFile {
+		c.done += e.Size // a big file counted its bytes as it went
+	}
 	c.showProgress()
 	return nil
 }
@@ -317,7 +320,17 @@ func (c *copier) stageSmall(e *baseline.Entry) (bool, error) {
 
 // stageBig streams e into a staged file chunk by chunk; false if a chunk
 // is no longer available.
-func (c *copier) stageBig(e *baseline.Entry) (bool, error) {
+func (c *copier) stageBig(e *baseline.Entry) (ok bool, err error) {
+	// its bytes count as done as they are written (a big file is seconds
+	// of a baseline); taken back if it cannot be completed
+	counted := int64(0)
+	defer func() {
+		if !ok || err != nil {
+			c.done -= counted
+		} else {
+			c.done += e.Size - counted
+		}
+	}()
 	missing := false
 	written := make(map[cid.Cid]index.Loc) // chunk -> offset and size in this file
 	st, err := c.r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error {
@@ -342,6 +355,13 @@ func (c *copier) stageBig(e *baseline.Entry) (bool, error) {
 				var data []byte
 				if data, err = c.next(ch.CID); err == nil {
 					err = bw.Write(data)
+				} else if !errors.Is(err, errChunkUnavailable) {
+					// the source went away: keep what is written for the
+					// next attempt to salvage
+					if ferr := bw.Flush(); ferr != nil {
+						return ferr
+					}
+					return fmt.Errorf("%w: %w", store.ErrInterrupted, err)
 				}
 			} else if err = bw.Flush(); err == nil {
 				err = c.lr.copyChunk(f, ch)
@@ -356,6 +376,11 @@ func (c *copier) stageBig(e *baseline.Entry) (bool, error) {
 				written[ch.CID] = index.Loc{Off: off, Size: ch.Size}
 			}
 			off += int64(ch.Size)
+			if !missing {
+				counted += int64(ch.Size)
+				c.done += int64(ch.Size)
+				c.showProgress()
+			}
 		}
 		if missing {
 			return errChunkUnavailable
@@ -421,8 +446,7 @@ func (c *copier) record() error {
 	}
 	c.prev = nil
 	if err := <-g.errc; err != nil {
-		g.abort()
-		return err
+		return err // what is still staged is salvaged by the next attempt
 	}
 	r, ap := c.r, c.ap
 	ap.preserved = false
@@ -449,14 +473,13 @@ func (c *copier) record() error {
 	return nil
 }
 
-// cleanup, on an early return, waits for the goroutines and removes what
-// was staged and not renamed.
+// cleanup, on an early return, waits for the goroutines. What was staged
+// and not renamed stays in the staging directory: the next attempt
+// salvages its chunks (and a completed baseline empties the directory).
 func (c *copier) cleanup() {
 	c.cur.small.Wait()
-	c.cur.abort()
 	if c.prev != nil {
 		<-c.prev.errc
-		c.prev.abort()
 	}
 }
 

@@ -40,7 +40,7 @@ func (r *Replica) openSync(ctx context.Context) (transport.Stream, error) {
 	defer cancel()
 	s, err := r.net.Open(octx, r.source, mesh.ProtoSync)
 	if err != nil {
-		return nil, fmt.Errorf("replica: open stream to source %s (%s): %w", r.sourceName, r.source, err)
+		return nil, &sourceError{fmt.Errorf("replica: open stream to source %s (%s): %w", r.sourceName, r.source, err)}
 	}
 	return s, nil
 }
@@ -88,7 +88,7 @@ func (r *Replica) fetch(ctx context.Context, want []baseline.Chunk, fn func(fetc
 	reqs := batches(want)
 	g, gctx := errgroup.WithContext(ctx)
 	window := semaphore.NewWeighted(fetchWindow)
-	out := make(chan fetched, 64)
+	out := make(chan fetched, 16)
 	g.Go(func() error {
 		w := bufio.NewWriterSize(s, 64<<10)
 		for _, b := range reqs {
@@ -96,10 +96,10 @@ func (r *Replica) fetch(ctx context.Context, want []baseline.Chunk, fn func(fetc
 				return err
 			}
 			if err := writeFrame(w, wire.ChunksReq, wire.EncodeChunksReq(r.folder, b.cids)); err != nil {
-				return err
+				return &sourceError{err}
 			}
 			if err := w.Flush(); err != nil {
-				return err
+				return &sourceError{err}
 			}
 		}
 		return nil
@@ -110,14 +110,14 @@ func (r *Replica) fetch(ctx context.Context, want []baseline.Chunk, fn func(fetc
 		batch []cid.Cid
 		body  []byte
 	}
-	frames := make(chan frame, 2)
+	frames := make(chan frame, 1)
 	g.Go(func() error {
 		defer close(frames)
 		br := bufio.NewReaderSize(s, 256<<10)
 		for _, b := range reqs {
 			typ, body, err := readFrame(br)
 			if err != nil {
-				return fmt.Errorf("replica: fetch chunks from %s: %w", r.sourceName, err)
+				return &sourceError{fmt.Errorf("replica: fetch chunks from %s: %w", r.sourceName, err)}
 			}
 			switch typ {
 			case wire.Chunks:
@@ -200,7 +200,7 @@ type chunkStream struct {
 // streamChunks starts fetching want (none: an empty stream).
 func (r *Replica) streamChunks(ctx context.Context, want []baseline.Chunk) *chunkStream {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &chunkStream{r: r, in: make(chan fetched, 64), ferr: make(chan error, 1), cancel: cancel}
+	s := &chunkStream{r: r, in: make(chan fetched, 16), ferr: make(chan error, 1), cancel: cancel}
 	go func() {
 		defer close(s.in)
 		s.ferr <- r.fetch(ctx, want, func(f fetched) error {
@@ -223,7 +223,7 @@ func (s *chunkStream) next(c cid.Cid) ([]byte, error) {
 		if err := s.wait(); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("replica: fetch from %s ended early", s.r.sourceName)
+		return nil, &sourceError{fmt.Errorf("replica: fetch from %s ended early", s.r.sourceName)}
 	}
 	if !f.CID.Equals(c) {
 		return nil, fmt.Errorf("replica: fetch from %s out of order", s.r.sourceName)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/wire"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -63,7 +65,7 @@ func (r *Replica) clearProblem(p string) {
 	_, ok := r.problems[p]
 	delete(r.problems, p)
 	if p == "" {
-		r.st.LastError = ""
+		r.st.LastError = "" // and any transient failure noted
 	}
 	r.mu.Unlock()
 	if ok {
@@ -179,3 +181,36 @@ func (r *Replica) blockedNow() bool {
 	_, ok := r.problems[""]
 	return ok && r.st.BaselineOK
 }
+
+// failsHere reports whether err is a failure of this node (its disk, its
+// database) or a refusal by the source (it answered with an error): those
+// block the replica until they are fixed and are reported as problems. Any
+// other failure is the network or the source going away, retried without
+// alarm (the pair shows as offline or behind meanwhile).
+func failsHere(err error) bool {
+	var se *sourceError
+	if errors.As(err, &se) {
+		return false
+	}
+	var spe *store.PathError
+	var fpe *fs.PathError
+	var re *wire.RemoteError
+	return errors.As(err, &spe) || errors.As(err, &fpe) || errors.As(err, &re) ||
+		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EROFS)
+}
+
+// noteTransient records a failure that is retried without being a
+// problem: it shows as the replica's last error until the next success.
+func (r *Replica) noteTransient(err error) {
+	r.mu.Lock()
+	r.st.LastError = err.Error()
+	r.mu.Unlock()
+	r.log.Info("interrupted; will retry", "err", err)
+}
+
+// sourceError is a failure to talk to the source: the stream broke, the
+// source went away or is not reachable. Retried, never a problem.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }

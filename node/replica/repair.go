@@ -124,7 +124,7 @@ func (r *Replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.E
 	for {
 		typ, body, err := readFrame(br)
 		if err != nil {
-			return 0, nil, fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)
+			return 0, nil, &sourceError{fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)}
 		}
 		switch typ {
 		case wire.PathHead:

@@ -311,7 +311,11 @@ func (r *Replica) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				r.setProblem("", fmt.Errorf("baseline incomplete (retried in %v): %w", wait, err))
+				if failsHere(err) {
+					r.setProblem("", fmt.Errorf("baseline incomplete (retried in %v): %w", wait, err))
+				} else {
+					r.noteTransient(fmt.Errorf("baseline incomplete (retried in %v): %w", wait, err))
+				}
 				select {
 				case <-ctx.Done():
 					return nil
@@ -553,8 +557,12 @@ func (r *Replica) pull(ctx context.Context) {
 // blocked records a failure that stops the replica from applying records
 // (the disk is full, ...) and tries again in a second.
 func (r *Replica) blocked(err error) {
-	if ctxErr := errors.Is(err, context.Canceled); !ctxErr {
+	switch {
+	case errors.Is(err, context.Canceled):
+	case failsHere(err):
 		r.setProblem("", err)
+	default:
+		r.noteTransient(err)
 	}
 	r.armGap(time.Second)
 }

@@ -62,13 +62,3 @@ func (r *Replica) salvage(ctx context.Context) map[cid.Cid]index.Loc {
 	return out
 }
 
-// dropSalvage removes the salvaged files once the baseline is done.
-func dropSalvage(salvage map[cid.Cid]index.Loc) {
-	seen := make(map[string]bool)
-	for _, l := range salvage {
-		if !seen[l.Path] {
-			seen[l.Path] = true
-			os.Remove(l.Path)
-		}
-	}
-}
