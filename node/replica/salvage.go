@@ -61,4 +61,3 @@ func (r *Replica) salvage(ctx context.Context) map[cid.Cid]index.Loc {
 	}
 	return out
 }
-
