@@ -159,6 +159,7 @@ type e2eNode struct {
 	id      string
 	port    int
 	logPath string
+	metrics string // node.metrics (host:port) when set
 
 	peers     []*e2eNode
 	folders   []e2eFolder
@@ -264,6 +265,9 @@ func (n *e2eNode) writeConfig() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node:\n  name: %s\n  listen: %s\n  data_dir: data\n  control: vigil.sock\n",
 		yamlString(n.name), yamlList([]string{n.listenAddr()}))
+	if n.metrics != "" {
+		fmt.Fprintf(&b, "  metrics: %s\n", yamlString(n.metrics))
+	}
 	if len(n.peers) == 0 {
 		b.WriteString("peers: []\n")
 	} else {
