@@ -4,7 +4,7 @@ GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 15s
 
-.PHONY: all build test vet fmt bench-baseline bench-live bench-restore fuzz clean
+.PHONY: all build test test-ci vet fmt bench-baseline bench-live bench-restore fuzz clean
 
 all: build
 
@@ -14,7 +14,11 @@ build:
 
 ## test: the whole test suite with the race detector
 test:
-	go test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## test-ci: check that .ci/run installs what the tests need (gcc, rsync) only when missing
+test-ci:
+	.ci/run_test.sh
 
 ## vet: go vet and a gofmt check
 vet:

@@ -207,10 +207,9 @@
 // # Metrics
 //
 // Namespace "vigil", subsystem "mesh", registered on Config.Registerer
-// only: connected_peers, stream_bytes_total{protocol,direction},
-// stream_bytes_per_second{protocol,direction},
-// pubsub_messages_published_total, pubsub_messages_received_total,
-// pubsub_messages_rejected_total{reason},
+// only: connected_peers, stream_bytes_total{protocol,direction} (a
+// counter: throughput is its rate()), pubsub_messages_published_total,
+// pubsub_messages_received_total, pubsub_messages_rejected_total{reason},
 // pubsub_messages_dropped_total{reason}, gater_refused_total{direction},
 // streams_refused_total{protocol} (protocol empty: refused when opened,
 // before negotiation; "service:<name>" for libp2p's services),

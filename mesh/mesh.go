@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -117,6 +118,9 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		h.Close()
 		return nil, err
 	}
+	if err := listen(h, cfg.Listen); err != nil {
+		return fail(err)
+	}
 	for _, p := range cfg.Peers {
 		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
 	}
@@ -151,16 +155,16 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 }
 
 // newHost builds the libp2p host; the host owns rm (closing the host
-// closes it).
+// closes it). It listens on nothing: see listen.
 func newHost(cfg Config, g connmgr.ConnectionGater, bw metrics.Reporter, rm network.ResourceManager) (host.Host, error) {
-	listen := libp2p.NoListenAddrs
-	if len(cfg.Listen) > 0 {
-		listen = libp2p.ListenAddrs(cfg.Listen...)
-	}
 	h, err := libp2p.New(
 		libp2p.Identity(cfg.Key),
-		listen,
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.NoListenAddrs, // see listen
+		// Without SO_REUSEPORT, so that a port another process (another
+		// node) listens on is refused instead of shared with it: two
+		// listeners on one port would each get a random half of the
+		// connections.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		// TLS first: it is the faster of the two for bulk streams.
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
@@ -181,6 +185,41 @@ func newHost(cfg Config, g connmgr.ConnectionGater, bw metrics.Reporter, rm netw
 		return nil, err
 	}
 	return h, nil
+}
+
+// ListenError reports a listen address the mesh could not listen on.
+type ListenError struct {
+	Addr multiaddr.Multiaddr
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	if errors.Is(e.Err, syscall.EADDRINUSE) {
+		return fmt.Sprintf("mesh: listen on %s: address already in use (by another program or another vigil node)", e.Addr)
+	}
+	return fmt.Sprintf("mesh: listen on %s: %v", e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// listen makes h listen on each address of addrs, failing on the first one
+// it cannot listen on. libp2p's own Listen succeeds when any one address
+// works, which would leave a node silently deaf on the others, and its
+// error does not say which address failed.
+func listen(h host.Host, addrs []multiaddr.Multiaddr) error {
+	sw, ok := h.Network().(*swarm.Swarm)
+	for _, a := range addrs {
+		var err error
+		if ok {
+			err = sw.AddListenAddr(a)
+		} else {
+			err = h.Network().Listen(a)
+		}
+		if err != nil {
+			return &ListenError{Addr: a, Err: err}
+		}
+	}
+	return nil
 }
 
 // quicFallbackDelay is how long a dial waits for TCP before also trying

@@ -61,10 +61,7 @@ func newMetrics(bw *metrics.BandwidthCounter, peers []Peer) *meshMetrics {
 		bandwidth: &bandwidthCollector{
 			bw: bw,
 			total: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "stream_bytes_total"),
-				"Bytes sent (direction=out) and received (direction=in) on streams, by protocol.",
-				[]string{"protocol", "direction"}, nil),
-			rate: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "stream_bytes_per_second"),
-				"Smoothed stream throughput, by protocol and direction.",
+				"Bytes sent (direction=out) and received (direction=in) on streams, by protocol; throughput is rate() of it.",
 				[]string{"protocol", "direction"}, nil),
 		},
 	}
@@ -105,15 +102,17 @@ func (mm *meshMetrics) unregister() {
 	mm.reg = nil
 }
 
-// bandwidthCollector exposes libp2p's per-protocol bandwidth counter.
+// bandwidthCollector exposes libp2p's per-protocol byte totals as a
+// counter. libp2p's smoothed rates are left out: a rate is for the query to
+// compute (rate(vigil_mesh_stream_bytes_total[1m])), over a window the user
+// chooses, not a gauge sampled at scrape time.
 type bandwidthCollector struct {
-	bw          *metrics.BandwidthCounter
-	total, rate *prometheus.Desc
+	bw    *metrics.BandwidthCounter
+	total *prometheus.Desc
 }
 
 func (c *bandwidthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.total
-	ch <- c.rate
 }
 
 func (c *bandwidthCollector) Collect(ch chan<- prometheus.Metric) {
@@ -121,8 +120,6 @@ func (c *bandwidthCollector) Collect(ch chan<- prometheus.Metric) {
 		p := string(proto)
 		ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(st.TotalOut), p, "out")
 		ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(st.TotalIn), p, "in")
-		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, st.RateOut, p, "out")
-		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, st.RateIn, p, "in")
 	}
 }
 

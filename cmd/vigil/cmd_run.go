@@ -11,8 +11,6 @@ import (
 	"runtime/pprof"
 	"syscall"
 
-	"github.com/vigil-mesh/vigil/node/config"
-
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/node"
@@ -59,13 +57,15 @@ func runNode(ctx context.Context, g *globals) error {
 	logger := g.Logger()
 	slog.SetDefault(logger)
 	tuneGC()
+	b := node.ReadBuild()
+	logger.Info("starting node", "home", cfg.Home, "name", cfg.Node.Name,
+		"version", b.Version, "commit", b.Commit, "go", b.GoVersion)
+	// Errors of New and Run name their package ("node: ", "mesh: ",
+	// "control: ", ...): returned as they are, with no prefix that would
+	// repeat it ("start node: node: ...").
 	n, err := node.New(cfg, node.WithLogger(logger), prog.Option())
 	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			return err
-		}
-		return fmt.Errorf("start node: %w", err)
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -73,7 +73,7 @@ func runNode(ctx context.Context, g *globals) error {
 	// Once stopping, restore the default signal handling: a second signal kills.
 	context.AfterFunc(ctx, stop)
 
-	logger.Info("node running", "home", cfg.Home, "name", cfg.Node.Name)
+	// n.Run logs "node running" once it listens, with its peer ID and addresses.
 	runErr := n.Run(ctx)
 	stopping := ctx.Err() != nil
 	if stopping {
@@ -81,7 +81,7 @@ func runNode(ctx context.Context, g *globals) error {
 	}
 	closeErr := n.Close()
 	if runErr != nil && !(stopping && errors.Is(runErr, context.Canceled)) {
-		return fmt.Errorf("run node: %w", runErr)
+		return runErr
 	}
 	if closeErr != nil {
 		return fmt.Errorf("stop node: %w", closeErr)

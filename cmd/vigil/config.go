@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vigil-mesh/vigil/node/config"
-
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-mesh/vigil/mesh"
+	"github.com/vigil-mesh/vigil/node/config"
 )
 
 // configFileName is the config file inside the home directory.
@@ -79,7 +81,30 @@ func parseConfig(path string, data []byte) (*config.Config, error) {
 		}
 		return nil, err
 	}
+	if err := checkNotSelf(cfg, lines); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// checkNotSelf refuses a config that lists this node's own peer ID (read
+// from identity.key next to vigil.yaml) in peers: the node would dial and
+// wait for itself as a backup forever. Without a readable key there is
+// nothing to compare; the commands that need the key say what is wrong
+// with it.
+func checkNotSelf(cfg *config.Config, lines map[string]int) error {
+	_, self, err := mesh.LoadKey(cfg.IdentityPath())
+	if err != nil {
+		return nil
+	}
+	for i, p := range cfg.Peers {
+		if id, err := peer.Decode(p.ID); err == nil && id == self {
+			field := fmt.Sprintf("peers[%d].id", i)
+			return &config.Error{File: cfg.File, Line: lineOf(lines, field), Field: field, Value: p.ID,
+				Msg: fmt.Sprintf("is this node's own peer ID (from %s); peers lists the other nodes", cfg.IdentityPath())}
+		}
+	}
+	return nil
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\s*)?line (\d+): (.*)$`)

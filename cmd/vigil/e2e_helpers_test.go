@@ -159,8 +159,7 @@ type e2eNode struct {
 	id      string
 	port    int
 	logPath string
-	// metricsPort, if set, serves Prometheus /metrics on 127.0.0.1
-	metricsPort int
+	metrics string // node.metrics (host:port) when set
 
 	peers     []*e2eNode
 	folders   []e2eFolder
@@ -266,8 +265,8 @@ func (n *e2eNode) writeConfig() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node:\n  name: %s\n  listen: %s\n  data_dir: data\n  control: vigil.sock\n",
 		yamlString(n.name), yamlList([]string{n.listenAddr()}))
-	if n.metricsPort != 0 {
-		fmt.Fprintf(&b, "  metrics: 127.0.0.1:%d\n", n.metricsPort)
+	if n.metrics != "" {
+		fmt.Fprintf(&b, "  metrics: %s\n", yamlString(n.metrics))
 	}
 	if len(n.peers) == 0 {
 		b.WriteString("peers: []\n")

@@ -36,7 +36,7 @@ func writeKillTree(t *testing.T, dir string) int64 {
 // chunkBytesSent reads vigil_node_chunk_bytes_sent_total from n's /metrics.
 func chunkBytesSent(t *testing.T, n *e2eNode) int64 {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", n.metricsPort))
+	resp, err := http.Get("http://" + n.metrics + "/metrics")
 	if err != nil {
 		t.Fatalf("%s: /metrics: %v", n.name, err)
 	}
@@ -65,7 +65,7 @@ func TestE2EBaselineSurvivesSixKillsAndSendsAtMost1point1xTheTree(t *testing.T) 
 	dir := m.dir("laptop-docs")
 	total := writeKillTree(t, dir)
 	src, dst := twoNodes(t, m, dir)
-	src.metricsPort = freeTCPPort(t)
+	src.metrics = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 	dst.start()
 	src.start()
 

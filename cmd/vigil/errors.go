@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/vigil-mesh/vigil/node/config"
@@ -60,5 +61,30 @@ func errorLine(err error) string {
 	for i := range lines {
 		lines[i] = strings.TrimSpace(lines[i])
 	}
-	return strings.Join(lines, "; ")
+	return dropRepeatedPrefixes(strings.Join(lines, "; "))
+}
+
+// prefixWord is a "word: " prefix of an error message: a command or package
+// name such as "restore" or "control".
+var prefixWord = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// dropRepeatedPrefixes removes a prefix word that directly repeats the one
+// before it: a command that names itself wrapping an error of the package
+// of the same name gives "restore: restore: no index ...", printed as
+// "restore: no index ...". Only the leading run of prefix words is looked
+// at, so file names and values later in the line are left alone.
+func dropRepeatedPrefixes(s string) string {
+	var out []string
+	rest := s
+	for {
+		word, after, ok := strings.Cut(rest, ": ")
+		if !ok || !prefixWord.MatchString(word) {
+			break
+		}
+		if len(out) == 0 || out[len(out)-1] != word {
+			out = append(out, word)
+		}
+		rest = after
+	}
+	return strings.Join(append(out, rest), ": ")
 }

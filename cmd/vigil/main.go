@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-mesh/vigil/node"
 	"github.com/vigil-mesh/vigil/node/config"
 )
 
@@ -70,7 +71,9 @@ func newRootCmd() (*cobra.Command, *globals) {
 		SilenceUsage:      true,
 		PersistentPreRunE: g.prepare,
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
+	// `vigil --version` prints what `vigil version` prints.
+	root.Version = versionText(node.ReadBuild())
+	root.SetVersionTemplate("{{.Version}}")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.home, "home", defaultHome(), "node home `DIR` holding vigil.yaml and identity.key ($VIGIL_HOME, else ~/.vigil)")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
@@ -87,7 +90,29 @@ func newRootCmd() (*cobra.Command, *globals) {
 	root.AddCommand(newVerifyCmd())
 	root.AddCommand(newRepairCmd())
 	root.AddCommand(newHistoryCmd())
+	root.AddCommand(newVersionCmd())
+
+	// `vigil completion bash|zsh|fish|powershell`: cobra's generator, made
+	// here rather than at Execute so that it can be marked as needing no
+	// home directory.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			markNoHome(c)
+		}
+	}
 	return root, g
+}
+
+// markNoHome marks c and every command below it as needing no --home.
+func markNoHome(c *cobra.Command) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[annotNoHome] = "true"
+	for _, sub := range c.Commands() {
+		markNoHome(sub)
+	}
 }
 
 // globals holds the global flags and what is derived from them.

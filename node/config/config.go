@@ -277,10 +277,18 @@ func (c *Config) Validate() error {
 	if !cfgValidName(n.Name) {
 		return fail("node.name", n.Name, "must be 1-64 letters, digits, '.', '_' or '-'")
 	}
+	listenSeen := make(map[string]int, len(n.Listen))
 	for i, s := range n.Listen {
-		if _, err := cfgParseMultiaddr(s); err != nil {
+		m, err := cfgParseMultiaddr(s)
+		if err != nil {
 			return failErr(fmt.Sprintf("node.listen[%d]", i), s, "not a valid multiaddr", err)
 		}
+		// The node listens exclusively: a second listener on the same
+		// address would fail as "address already in use".
+		if j, dup := listenSeen[m.String()]; dup {
+			return fail(fmt.Sprintf("node.listen[%d]", i), s, "listed twice (also node.listen[%d])", j)
+		}
+		listenSeen[m.String()] = i
 	}
 	if n.Control != "" {
 		if network, addr, err := c.controlAddr(); err != nil {

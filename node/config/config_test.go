@@ -142,6 +142,7 @@ func TestConfigValidateNamesFieldAndValueOfFirstProblem(t *testing.T) {
 		{"empty node name", func(c *Config) { c.Node.Name = "" }, "node.name", "", "must not be empty"},
 		{"node name with slash", func(c *Config) { c.Node.Name = "a/b" }, "node.name", "a/b", "letters"},
 		{"bad listen multiaddr", func(c *Config) { c.Node.Listen[1] = "/ip4/1.2.3/tcp/1" }, "node.listen[1]", "/ip4/1.2.3/tcp/1", "multiaddr"},
+		{"listen address twice", func(c *Config) { c.Node.Listen[1] = c.Node.Listen[0] }, "node.listen[1]", "/ip4/127.0.0.1/tcp/4001", "listed twice (also node.listen[0])"},
 		{"control on a public address", func(c *Config) { c.Node.Control = "0.0.0.0:7000" }, "node.control", "0.0.0.0:7000", "loopback"},
 		{"control port not a number", func(c *Config) { c.Node.Control = "127.0.0.1:http" }, "node.control", "127.0.0.1:http", "port"},
 		{"control socket path too long", func(c *Config) { c.Node.Control = strings.Repeat("s", 200) + ".sock" }, "node.control", strings.Repeat("s", 200) + ".sock", "too long"},
