@@ -124,7 +124,8 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 
 // Restore asks the running node to restore; progress (if not nil) is
 // called with the bytes written so far and the total. req.To is made
-// absolute here.
+// absolute here. When the restore is incomplete (restore.ErrIncomplete),
+// the result comes with the error.
 func (c *Client) Restore(ctx context.Context, req restore.RestoreRequest, progress func(done, total int64)) (restore.RestoreResult, error) {
 	if req.To != "" {
 		abs, err := filepath.Abs(req.To)
@@ -147,7 +148,11 @@ func (c *Client) Restore(ctx context.Context, req restore.RestoreRequest, progre
 		}
 		switch {
 		case l.Error != "":
-			return restore.RestoreResult{}, remoteUserError(l.Error, l.Code)
+			var res restore.RestoreResult
+			if l.Result != nil {
+				res = *l.Result
+			}
+			return res, remoteUserError(l.Error, l.Code)
 		case l.Result != nil:
 			return *l.Result, nil
 		case l.Done != nil && l.Total != nil && progress != nil:

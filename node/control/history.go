@@ -20,8 +20,10 @@ var errorCodes = []struct {
 	{"no-replica", restore.ErrNoReplica},
 	{"not-empty", restore.ErrNotEmpty},
 	{"before-first", restore.ErrBeforeFirst},
+	{"after-newest", restore.ErrAfterNewest},
 	{"no-such-path", restore.ErrNoSuchPath},
 	{"bad-request", restore.ErrBadRequest},
+	{"incomplete", restore.ErrIncomplete},
 }
 
 func errorCode(err error) string {
@@ -108,7 +110,11 @@ func registerHistoryHandlers(mux *http.ServeMux, b Backend) {
 			}
 		})
 		if err != nil {
-			send(restoreLine{Error: err.Error(), Code: errorCode(err)})
+			l := restoreLine{Error: err.Error(), Code: errorCode(err)}
+			if errors.Is(err, restore.ErrIncomplete) {
+				l.Result = &res // what was restored, and what was not
+			}
+			send(l)
 			return
 		}
 		send(restoreLine{Result: &res})

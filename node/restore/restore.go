@@ -118,6 +118,7 @@ type IncompleteError struct {
 	Label    string // "docs from laptop"
 	Restored int    // files restored
 	Failed   []FailedFile
+	DryRun   bool // a dry run found them: nothing was written
 }
 
 // maxNamed bounds the paths an IncompleteError names in its message; the
@@ -126,8 +127,13 @@ const maxNamed = 20
 
 func (e *IncompleteError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d files of %s could not be restored intact (the rest is restored): ",
-		len(e.Failed), len(e.Failed)+e.Restored, e.Label)
+	if e.DryRun {
+		fmt.Fprintf(&b, "%d of %d files of %s would not be restored, their content is found nowhere: ",
+			len(e.Failed), len(e.Failed)+e.Restored, e.Label)
+	} else {
+		fmt.Fprintf(&b, "%d of %d files of %s could not be restored intact (the rest is restored): ",
+			len(e.Failed), len(e.Failed)+e.Restored, e.Label)
+	}
 	for i, f := range e.Failed {
 		if i == maxNamed {
 			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-maxNamed)
@@ -209,8 +215,11 @@ func NoReplica(source, folder, cfgFile string) error {
 
 // EachOffline opens the index database of a node that is not running (it
 // fails with store.ErrLocked if a node holds it) and calls fn for each
-// replica of specs.
-func EachOffline(dataDir string, specs []Spec, fn func(*Replica) error) error {
+// replica of specs; the replicas log to log (nil: nowhere).
+func EachOffline(dataDir string, specs []Spec, log *slog.Logger, fn func(*Replica) error) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	p := filepath.Join(dataDir, "index.db")
 	if _, err := os.Stat(p); err != nil {
 		return fmt.Errorf("restore: no index in data_dir %s (has this node ever run?): %w", dataDir, err)
@@ -227,7 +236,7 @@ func EachOffline(dataDir string, specs []Spec, fn func(*Replica) error) error {
 		}
 		d := &Replica{DB: db, History: h, Root: filepath.Join(dataDir, "replicas", s.Source, s.Folder),
 			Source: s.Source, SourceName: s.SourceName, Folder: s.Folder, Rows: index.Replica(s.Source, s.Folder),
-			DataDir: dataDir, Log: slog.Default().With("subsystem", "restore", "source", s.SourceName, "folder", s.Folder),
+			DataDir: dataDir, Log: log.With("subsystem", "restore", "source", s.SourceName, "folder", s.Folder),
 			Retained: s.Retention > 0}
 		if err := fn(d); err != nil {
 			return err
@@ -344,7 +353,7 @@ func makePlan(d *Replica, req RestoreRequest, paths []string, res *RestoreResult
 		case req.Seq > applied:
 			return userErrorf(ErrAfterNewest, "the newest backed-up state of %s is %s", d.label(), newest)
 		case !req.At.IsZero() && req.At.After(time.Now()):
-			return userErrorf(ErrAfterNewest, "%s is in the future; the newest backed-up state of %s is %s",
+			return userErrorf(ErrAfterNewest, "%s is in the future: the newest backed-up state of %s is %s",
 				req.At.Format(time.RFC3339Nano), d.label(), newest)
 		}
 		state := pl.cur
@@ -470,6 +479,9 @@ func Restore(ctx context.Context, d *Replica, req RestoreRequest, progress func(
 			return res, err
 		}
 		dryRun(pl, src, &res)
+		if len(res.Failed) > 0 {
+			return res, &IncompleteError{Label: d.label(), Restored: res.Files, Failed: res.Failed, DryRun: true}
+		}
 		return res, nil
 	}
 
@@ -519,7 +531,7 @@ func dryRun(pl *plan, src *chunkSource, res *RestoreResult) {
 			pe.Size = e.Size
 			if c, ok := src.missing(e); ok {
 				res.Failed = append(res.Failed, FailedFile{Path: e.Path, Chunk: c.String(),
-					Error: fmt.Sprintf("chunk %s is neither in the replica nor in the history store", c)})
+					Error: fmt.Sprintf("chunk %s is found neither in the replica nor in the history store", c)})
 				continue
 			}
 			res.Files++

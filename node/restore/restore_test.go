@@ -198,8 +198,8 @@ func TestRestoreDryRunWritesNothingAndListsWhatWouldBeRestored(t *testing.T) {
 
 	// before the deletion: "gone" would fail, its content is nowhere
 	res, err = f.restore(RestoreRequest{To: to, DryRun: true, Seq: seq - 1})
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "would not be restored") {
+		t.Fatalf("dry run of seq %d with a file whose content is gone: %v, want ErrIncomplete saying it would not be restored", seq-1, err)
 	}
 	if len(res.Failed) != 1 || res.Failed[0].Path != "gone" || res.Files != 2 {
 		t.Fatalf("dry run of seq %d: failed %+v, files %d; want gone named and 2 files", seq-1, res.Failed, res.Files)

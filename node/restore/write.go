@@ -67,8 +67,9 @@ func (rs *restorer) run(ctx context.Context, ents []*baseline.Entry, res *Restor
 			err := rs.file(ctx, e)
 			var ce *contentError
 			if errors.As(err, &ce) {
-				rs.d.Log.Warn("file not restored", "path", e.Path, "chunk", ce.Chunk.String(), "err", ce.Error())
-				res.Failed = append(res.Failed, FailedFile{Path: e.Path, Chunk: ce.Chunk.String(), Error: ce.Error()})
+				rs.d.Log.Info("file not restored", "path", e.Path, "chunk", ce.Chunk.String(), "err", ce.Error())
+				res.Failed = append(res.Failed, FailedFile{Path: e.Path, Chunk: ce.Chunk.String(),
+					Error: fmt.Sprintf("chunk %s %s", ce.Chunk, ce.Why)})
 				continue
 			}
 			if err != nil {
