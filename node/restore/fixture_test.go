@@ -22,12 +22,13 @@ import (
 // change the way the applier does (the old content of a replaced or
 // deleted file is kept in the history store first).
 type fixture struct {
-	t   *testing.T
-	d   *Replica
-	rep *store.Replica
-	cur map[string]*baseline.Entry
-	seq uint64
-	t0  time.Time
+	t    *testing.T
+	d    *Replica
+	rep  *store.Replica
+	cur  map[string]*baseline.Entry
+	seq  uint64 // of the last change
+	next uint64 // of the next change: 1 at first (0: the baseline of an empty journal)
+	t0   time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -49,19 +50,22 @@ func newFixture(t *testing.T) *fixture {
 	}
 	d := &Replica{DB: db, History: h, Root: root, Source: "src", SourceName: "laptop", Folder: "f",
 		Rows: index.Replica("src", "f"), DataDir: dir, Log: slog.New(slog.DiscardHandler), Retained: true}
-	return &fixture{t: t, d: d, rep: rep, cur: make(map[string]*baseline.Entry), t0: time.Now().Add(-time.Hour).Truncate(time.Second)}
+	return &fixture{t: t, d: d, rep: rep, cur: make(map[string]*baseline.Entry), next: 1,
+		t0: time.Now().Add(-time.Hour).Truncate(time.Second)}
 }
 
 // dirMark in a change makes the path a directory.
 var dirMark = []byte("\x00dir")
 
-// change applies one change at the next seq: each path becomes a file with
-// the given content, a directory (dirMark), or is deleted (nil). It
-// returns the seq and source time of the change.
+// change applies one change at seq f.next: each path becomes a file with
+// the given content, a directory (dirMark), or is deleted (nil). The
+// change at seq n is at t0 + n seconds. It returns the seq and source
+// time of the change.
 func (f *fixture) change(files map[string][]byte) (uint64, time.Time) {
 	t := f.t
 	t.Helper()
-	f.seq++
+	f.seq = f.next
+	f.next++
 	at := f.t0.Add(time.Duration(f.seq) * time.Second)
 	paths := make([]string, 0, len(files))
 	for p := range files {

@@ -270,7 +270,7 @@ func under(p, root string) bool { return p == root || strings.HasPrefix(p, root+
 type pitState struct {
 	state     map[string]*baseline.Entry
 	firstTime time.Time
-	firstSeq  uint64
+	firstSeq  uint64 // a baseline of an empty journal is at seq 0
 	lastSeq   uint64
 	lastTime  time.Time
 	rows      int
@@ -280,13 +280,13 @@ func pointInTime(tx *store.Tx, h *history.Store, at time.Time, seq uint64) (*pit
 	ps := &pitState{}
 	vs := make(map[string]*history.Version)
 	err := h.ForEach(tx, func(ver history.Version) error {
-		ps.rows++
-		if ps.firstTime.IsZero() || ver.Time.Before(ps.firstTime) {
+		if ps.rows == 0 || ver.Time.Before(ps.firstTime) {
 			ps.firstTime = ver.Time
 		}
-		if ps.firstSeq == 0 || ver.Seq < ps.firstSeq {
+		if ps.rows == 0 || ver.Seq < ps.firstSeq {
 			ps.firstSeq = ver.Seq
 		}
+		ps.rows++
 		if seq != 0 && ver.Seq > seq {
 			return nil
 		}

@@ -320,3 +320,24 @@ func mustWriteFile(t *testing.T, p, data string, mode fs.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+func TestRestoreAtTimeOfABaselineAtSeqZeroAndRefusesEarlierSeqNamingTheOldest(t *testing.T) {
+	f := newFixture(t)
+	f.next = 0 // the baseline of a source whose journal was empty
+	_, t0 := f.change(map[string][]byte{"a": []byte("baseline a"), "b": []byte("baseline b")})
+	f.change(map[string][]byte{"a": []byte("second a")})
+	f.change(map[string][]byte{"b": []byte("third b")})
+
+	to := t.TempDir()
+	res, err := f.restore(RestoreRequest{To: to, At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := mustRead(t, filepath.Join(to, "a")), mustRead(t, filepath.Join(to, "b")); res.Seq != 0 || string(a) != "baseline a" || string(b) != "baseline b" {
+		t.Fatalf("restore at the baseline's time: seq %d, a %q, b %q", res.Seq, a, b)
+	}
+	res, err = f.restore(RestoreRequest{To: t.TempDir(), Seq: 1})
+	if err != nil || res.Seq != 1 {
+		t.Fatalf("restore of seq 1 after a baseline at seq 0: %+v, %v", res, err)
+	}
+}
