@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/control"
 	"github.com/vigil-mesh/vigil/node/history"
 	"github.com/vigil-mesh/vigil/node/replica"
 	"github.com/vigil-mesh/vigil/node/restore"
@@ -90,6 +91,32 @@ func (n *Node) History(source, folder, p string) ([]history.Version, error) {
 		return nil, err
 	}
 	return restore.History(n.data(r), p)
+}
+
+// The control endpoint serves the node's restore points.
+var _ control.PointsBackend = (*Node)(nil)
+
+// Points lists the restore points of a replica this running node holds
+// (see restore.Points).
+func (n *Node) Points(source, folder string, since time.Time, limit int) (restore.PointsReport, error) {
+	r, err := n.findReplica(source, folder)
+	if err != nil {
+		return restore.PointsReport{}, err
+	}
+	return restore.Points(n.data(r), since, limit)
+}
+
+// PointsOffline is Points for a node that is not running.
+func PointsOffline(cfg *config.Config, source, folder string, since time.Time, limit int) (restore.PointsReport, error) {
+	if source == "" || folder == "" {
+		return restore.PointsReport{}, restore.UserError(restore.ErrBadRequest, "points: source and folder are required")
+	}
+	var rep restore.PointsReport
+	err := eachOffline(cfg, nil, source, folder, func(d *restore.Replica) (err error) {
+		rep, err = restore.Points(d, since, limit)
+		return err
+	})
+	return rep, err
 }
 
 // Specs lists the replicas cfg says this node keeps.

@@ -86,6 +86,7 @@ func newRootCmd() (*cobra.Command, *globals) {
 	root.AddCommand(newRestoreCmd())
 	root.AddCommand(newVerifyCmd())
 	root.AddCommand(newHistoryCmd())
+	root.AddCommand(newPointsCmd())
 	return root, g
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/history"
@@ -199,4 +200,28 @@ func (c *Client) History(ctx context.Context, source, folder, p string) ([]histo
 		return nil, fmt.Errorf("control: endpoint %s: history: %w", c.addr, err)
 	}
 	return out, nil
+}
+
+// Points asks the running node for the restore points of a replica: those
+// at or after since (zero: all), the newest limit of them (0: all).
+func (c *Client) Points(ctx context.Context, source, folder string, since time.Time, limit int) (restore.PointsReport, error) {
+	q := url.Values{}
+	q.Set("source", source)
+	q.Set("folder", folder)
+	if !since.IsZero() {
+		q.Set("since", since.Format(time.RFC3339Nano))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var rep restore.PointsReport
+	resp, err := c.send(ctx, http.MethodGet, "/v1/points?"+q.Encode(), nil)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("control: endpoint %s: points: %w", c.addr, err)
+	}
+	return rep, nil
 }

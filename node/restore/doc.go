@@ -2,9 +2,10 @@
 // writes a replica (or some of its paths) as it was at a time or journal
 // seq into a directory, Verify re-hashes a replica and its history against
 // the index (and against the source's current roots when the replica runs
-// and its source is online), History lists a path's versions. A Replica
-// describes one replica's data, from a running node or from a data
-// directory opened offline (EachOffline).
+// and its source is online), History lists a path's versions and Points
+// the restore points of a replica. A Replica describes one replica's data,
+// from a running node or from a data directory opened offline
+// (EachOffline).
 //
 // A restore never reports success ahead of the fact: every chunk it writes
 // is verified against its CID (the bytes written are the bytes verified),
