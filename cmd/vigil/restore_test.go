@@ -188,7 +188,6 @@ func TestE2ERestoreOfDamagedReplicaRestoresTheRestNamesEachFileLeftOutAndExits1(
 	src.start()
 	src.waitSynced()
 	src.stop()
-	dst.stop()
 
 	rep := dst.replicaDir(src, "docs")
 	flipByte(t, filepath.Join(rep, "a.bin"), 150<<10)
@@ -196,8 +195,23 @@ func TestE2ERestoreOfDamagedReplicaRestoresTheRestNamesEachFileLeftOutAndExits1(
 		t.Fatal(err)
 	}
 
+	// through the running node: the result comes with the error
+	code, stdout, stderr := m.vigil(60*time.Second, restoreArgs(dst, src, filepath.Join(m.root, "out-json"), "--json")...)
+	var res restore.RestoreResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != 1 {
+		t.Fatalf("restore --json of a damaged replica through the node: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	if res.Files != 1 || len(res.Failed) != 2 || res.Failed[0].Path != "a.bin" || res.Failed[0].Chunk == "" || res.Failed[1].Path != "c.txt" {
+		t.Fatalf("restore --json of a damaged replica: %+v", res)
+	}
+	if line := oneLine(t, stderr); !strings.HasPrefix(line, "vigil: restore: 2 of 3 files of docs from laptop could not be restored intact") {
+		t.Fatalf("restore --json of a damaged replica through the node: stderr %q", stderr)
+	}
+
+	// offline
+	dst.stop()
 	out := filepath.Join(m.root, "out")
-	code, stdout, stderr := m.vigil(60*time.Second, restoreArgs(dst, src, out)...)
+	code, stdout, stderr = m.vigil(60*time.Second, restoreArgs(dst, src, out)...)
 	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
 	if code != 1 || len(lines) != 3 || !strings.HasPrefix(lines[0], "not restored: a.bin: chunk ") ||
 		!strings.Contains(lines[0], "damaged in the replica") || !strings.HasPrefix(lines[1], "not restored: c.txt: chunk ") ||
@@ -214,15 +228,6 @@ func TestE2ERestoreOfDamagedReplicaRestoresTheRestNamesEachFileLeftOutAndExits1(
 		if _, err := os.Lstat(filepath.Join(out, p)); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("%s was written though it could not be restored intact (lstat err %v)", p, err)
 		}
-	}
-
-	code, stdout, _ = m.vigil(60*time.Second, restoreArgs(dst, src, filepath.Join(m.root, "out-json"), "--json")...)
-	var res restore.RestoreResult
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != 1 {
-		t.Fatalf("restore --json of a damaged replica: exit %d, %v\n%s", code, err, stdout)
-	}
-	if res.Files != 1 || len(res.Failed) != 2 || res.Failed[0].Path != "a.bin" || res.Failed[0].Chunk == "" || res.Failed[1].Path != "c.txt" {
-		t.Fatalf("restore --json of a damaged replica: %+v", res)
 	}
 
 	code, stdout, _ = m.vigil(60*time.Second, "verify", "--home", dst.home)
