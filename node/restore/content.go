@@ -25,7 +25,15 @@ type contentError struct {
 }
 
 func (e *contentError) Error() string {
-	return fmt.Sprintf("restore: restore %s: chunk %s %s", e.Path, e.Chunk, e.Why)
+	return fmt.Sprintf("restore: restore %s: %s", e.Path, e.reason())
+}
+
+// reason is the error without the path.
+func (e *contentError) reason() string {
+	if !e.Chunk.Defined() {
+		return e.Why
+	}
+	return fmt.Sprintf("chunk %s %s", e.Chunk, e.Why)
 }
 
 // chunkSource finds the chunks a restore writes: in the replica tree (at
@@ -118,7 +126,14 @@ type fileWrite struct {
 // done is called with the bytes of each segment written. The error is a
 // *contentError when a chunk is found nowhere intact.
 func (s *chunkSource) writeFile(ctx context.Context, out *os.File, e *baseline.Entry, done func(int64)) error {
-	if e.Size == 0 || len(e.Chunks) == 0 {
+	var size int64
+	for _, c := range e.Chunks {
+		size += int64(c.Size)
+	}
+	if size != e.Size {
+		return &contentError{Path: e.Path, Why: fmt.Sprintf("the chunks of the version hold %d bytes, its size is %d", size, e.Size)}
+	}
+	if size == 0 {
 		return nil
 	}
 	fw := &fileWrite{s: s, e: e, out: out, done: done}
@@ -149,9 +164,6 @@ func (s *chunkSource) writeFile(ctx context.Context, out *os.File, e *baseline.E
 	}
 	sg.end = len(e.Chunks)
 	fw.segs = append(fw.segs, sg)
-	if off != e.Size {
-		return fmt.Errorf("restore: restore %s: the chunks of the version hold %d bytes, its size is %d", e.Path, off, e.Size)
-	}
 
 	n := min(len(fw.segs), maxWorkers())
 	if n == 1 {

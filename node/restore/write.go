@@ -67,9 +67,12 @@ func (rs *restorer) run(ctx context.Context, ents []*baseline.Entry, res *Restor
 			err := rs.file(ctx, e)
 			var ce *contentError
 			if errors.As(err, &ce) {
-				rs.d.Log.Info("file not restored", "path", e.Path, "chunk", ce.Chunk.String(), "err", ce.Error())
-				res.Failed = append(res.Failed, FailedFile{Path: e.Path, Chunk: ce.Chunk.String(),
-					Error: fmt.Sprintf("chunk %s %s", ce.Chunk, ce.Why)})
+				f := FailedFile{Path: e.Path, Error: ce.reason()}
+				if ce.Chunk.Defined() {
+					f.Chunk = ce.Chunk.String()
+				}
+				rs.d.Log.Info("file not restored", "path", e.Path, "chunk", f.Chunk, "err", f.Error)
+				res.Failed = append(res.Failed, f)
 				continue
 			}
 			if err != nil {
