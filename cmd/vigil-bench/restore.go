@@ -6,8 +6,9 @@ package main
 // target node, stops the target, then times in the same run an offline
 // `vigil restore` of the whole folder into an empty directory and `cp -a`
 // of the replica directory into another (and, with --compare, the same
-// restore by a second vigil binary), in alternating order. Every tool reads
-// warm data. Prints the MB/s, CPU seconds (user + system) and peak RSS of
+// restore by a second vigil binary), in alternating order. Before each
+// run the page cache is dropped (as root) and the replica read again, so
+// every tool starts from the same memory state with warm data. Prints the MB/s, CPU seconds (user + system) and peak RSS of
 // each and the ratio to cp -a (target >= 0.8x).
 
 import (
@@ -150,8 +151,16 @@ func runRestoreBench(args []string) error {
 		}
 		var line []string
 		for k, t := range order {
+			// the same memory state for every tool: page cache dropped
+			// (as root), then the replica, the binaries and the index read
+			dropCaches()
 			if _, err := warm(ctx, replica); err != nil {
 				return err
+			}
+			for _, f := range []string{e.vigil, *compare, filepath.Join(dst.home, "data", "index.db")} {
+				if f != "" {
+					readThrough(f)
+				}
 			}
 			out := e.path(fmt.Sprintf("restore-%d-%d", i, k))
 			syscall.Sync()
@@ -186,10 +195,35 @@ func runRestoreBench(args []string) error {
 	return nil
 }
 
+// readThrough reads file p into the page cache, keeping none of it in memory.
+func readThrough(p string) {
+	if f, err := os.Open(p); err == nil {
+		io.Copy(io.Discard, f)
+		f.Close()
+	}
+}
+
+// gnuTime is GNU time, which reports the peak RSS of the command alone: a
+// child started by this process would report at least this process's own
+// (Linux counts the memory of the parent it was vforked from).
+const gnuTime = "/usr/bin/time"
+
 // timeCmd runs a command to completion and returns how long it took, its
-// CPU time and its peak RSS.
+// CPU time and its peak RSS (through GNU time when there is one).
 func timeCmd(ctx context.Context, name string, args ...string) (cmdRun, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	var rusage *os.File
+	cmdName, cmdArgs := name, args
+	if _, err := os.Stat(gnuTime); err == nil {
+		f, err := os.CreateTemp("", "vigil-bench-time-")
+		if err != nil {
+			return cmdRun{}, err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		rusage = f
+		cmdName, cmdArgs = gnuTime, append([]string{"-f", "%U %S %M", "-o", f.Name(), name}, args...)
+	}
+	cmd := exec.CommandContext(ctx, cmdName, cmdArgs...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	t0 := time.Now()
@@ -199,6 +233,15 @@ func timeCmd(ctx context.Context, name string, args ...string) (cmdRun, error) {
 	r := cmdRun{elapsed: time.Since(t0), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSS = ru.Maxrss << 10 // KiB on Linux
+	}
+	if rusage != nil {
+		var user, sys float64
+		var kib int64
+		b, _ := io.ReadAll(rusage)
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%f %f %d", &user, &sys, &kib); err == nil {
+			r.cpu = time.Duration((user + sys) * float64(time.Second))
+			r.maxRSS = kib << 10
+		}
 	}
 	return r, nil
 }
