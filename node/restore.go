@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -95,6 +96,32 @@ func (n *Node) History(source, folder, p string) ([]history.Version, error) {
 	return restore.History(n.data(r), p)
 }
 
+// The control endpoint serves the node's restore points.
+var _ control.PointsBackend = (*Node)(nil)
+
+// Points lists the restore points of a replica this running node holds
+// (see restore.Points).
+func (n *Node) Points(source, folder string, since time.Time, limit int) (restore.PointsReport, error) {
+	r, err := n.findReplica(source, folder)
+	if err != nil {
+		return restore.PointsReport{}, err
+	}
+	return restore.Points(n.data(r), since, limit)
+}
+
+// PointsOffline is Points for a node that is not running.
+func PointsOffline(cfg *config.Config, source, folder string, since time.Time, limit int) (restore.PointsReport, error) {
+	if source == "" || folder == "" {
+		return restore.PointsReport{}, restore.UserError(restore.ErrBadRequest, "points: source and folder are required")
+	}
+	var rep restore.PointsReport
+	err := eachOffline(cfg, nil, source, folder, func(d *restore.Replica) (err error) {
+		rep, err = restore.Points(d, since, limit)
+		return err
+	})
+	return rep, err
+}
+
 // Specs lists the replicas cfg says this node keeps.
 func Specs(cfg *config.Config) ([]restore.Spec, error) {
 	var out []restore.Spec
@@ -115,8 +142,9 @@ func Specs(cfg *config.Config) ([]restore.Spec, error) {
 }
 
 // eachOffline calls fn for each replica of source/folder that cfg names,
-// with the data directory opened offline (the node must not be running).
-func eachOffline(cfg *config.Config, source, folder string, fn func(*restore.Replica) error) error {
+// with the data directory opened offline (the node must not be running);
+// they log to log (nil: nowhere).
+func eachOffline(cfg *config.Config, log *slog.Logger, source, folder string, fn func(*restore.Replica) error) error {
 	specs, err := Specs(cfg)
 	if err != nil {
 		return err
@@ -125,19 +153,20 @@ func eachOffline(cfg *config.Config, source, folder string, fn func(*restore.Rep
 	if err != nil {
 		return err
 	}
-	return restore.EachOffline(cfg.DataPath(), specs, fn)
+	return restore.EachOffline(cfg.DataPath(), specs, log, fn)
 }
 
 // RestoreOffline is Restore for a node that is not running: it opens the
 // data directory's index itself (and fails with store.ErrLocked if a node
-// holds it).
-func RestoreOffline(cfg *config.Config, req restore.RestoreRequest, progress func(done, total int64)) (restore.RestoreResult, error) {
+// holds it). When ctx ends, the restore is undone. It logs to log (nil:
+// nowhere).
+func RestoreOffline(ctx context.Context, cfg *config.Config, log *slog.Logger, req restore.RestoreRequest, progress func(done, total int64)) (restore.RestoreResult, error) {
 	if req.Source == "" || req.Folder == "" {
 		return restore.RestoreResult{}, restore.UserError(restore.ErrBadRequest, "restore: source and folder are required")
 	}
 	var res restore.RestoreResult
-	err := eachOffline(cfg, req.Source, req.Folder, func(d *restore.Replica) (err error) {
-		res, err = restore.Restore(context.Background(), d, req, progress)
+	err := eachOffline(cfg, log, req.Source, req.Folder, func(d *restore.Replica) (err error) {
+		res, err = restore.Restore(ctx, d, req, progress)
 		return err
 	})
 	return res, err
@@ -147,7 +176,7 @@ func RestoreOffline(cfg *config.Config, req restore.RestoreRequest, progress fun
 // records) for a node that is not running.
 func VerifyOffline(cfg *config.Config, source, folder string) ([]restore.VerifyReport, error) {
 	var out []restore.VerifyReport
-	err := eachOffline(cfg, source, folder, func(d *restore.Replica) error {
+	err := eachOffline(cfg, nil, source, folder, func(d *restore.Replica) error {
 		rep, err := restore.Verify(context.Background(), d)
 		if err == nil {
 			out = append(out, rep)
@@ -163,7 +192,7 @@ func HistoryOffline(cfg *config.Config, source, folder, p string) ([]history.Ver
 		return nil, restore.UserError(restore.ErrBadRequest, "history: source and folder are required")
 	}
 	var vs []history.Version
-	err := eachOffline(cfg, source, folder, func(d *restore.Replica) (err error) {
+	err := eachOffline(cfg, nil, source, folder, func(d *restore.Replica) (err error) {
 		vs, err = restore.History(d, p)
 		return err
 	})
@@ -287,7 +316,7 @@ func fixOf(rep restore.VerifyReport) fixPlan {
 		case "extra":
 			f.Extra = append(f.Extra, p.Path)
 		case "history-chunk":
-			if c, err := cid.Decode(p.CID); err == nil {
+			if c, err := cid.Decode(p.Chunk); err == nil {
 				f.HistoryChunks = append(f.HistoryChunks, c)
 			}
 		}

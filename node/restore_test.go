@@ -197,7 +197,7 @@ func TestRestoreFileAtTimeAndSeqAndWholeFolderAsItWas(t *testing.T) {
 	// and the same offline, once the node stopped
 	nas.stop()
 	to = filepath.Join(out, "offline-t1")
-	if _, err := RestoreOffline(nas.cfg, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1}, nil); err != nil {
+	if _, err := RestoreOffline(context.Background(), nas.cfg, nil, restore.RestoreRequest{Source: "laptop", Folder: "docs", To: to, At: t1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if d := treeDiff(tree1, to); len(d) > 0 {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -142,4 +143,54 @@ func TestVerifyReportsMissingFileAndScrubStoresResult(t *testing.T) {
 		st := nas.n.Status().Replicas[0].LastVerify
 		return st != nil && !st.OK && hasProblem(*st, "missing", "b.txt")
 	})
+}
+
+func TestVerifyReportsVersionLostWhenDamagedReplicaFileWasReplacedByTheSource(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	v1 := randBytes(21, 400_000)
+	writeFile(t, filepath.Join(src, "a.bin"), v1, 0o644)
+	writeFile(t, filepath.Join(src, "b.txt"), []byte("unchanged"), 0o644)
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	lap.start()
+	nas.start()
+	synced(t, lap, nas, src)
+	t1 := time.Now()
+	if rep := verifyT(t, nas.n); !rep.OK || rep.HistoryVersions == 0 {
+		t.Fatalf("verify of a healthy replica: %+v", rep)
+	}
+
+	// a byte of the replica's a.bin changes on disk (size and mtime kept) ...
+	p := filepath.Join(nas.replicaDir(lap, "docs"), "a.bin")
+	fi, _ := os.Stat(p)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	f.ReadAt(b, 200_000)
+	b[0] ^= 0xff
+	f.WriteAt(b, 200_000)
+	f.Close()
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	// ... and then the source replaces a.bin: the replica moves on
+	writeFile(t, filepath.Join(src, "a.bin"), randBytes(22, 400_000), 0o644)
+	synced(t, lap, nas, src)
+
+	rep := verifyT(t, nas.n)
+	var lost *restore.VerifyProblem
+	for i, pr := range rep.Problems {
+		if pr.Kind == "history-missing" && pr.Path == "a.bin" {
+			lost = &rep.Problems[i]
+		}
+	}
+	if rep.OK || lost == nil || lost.Seq == nil || lost.Chunk == "" || lost.Time == nil || lost.Time.After(t1) {
+		t.Fatalf("verify after the damaged a.bin was replaced: %+v, want a.bin's first version reported history-missing", rep)
+	}
+	_, err = nas.n.Restore(context.Background(), restore.RestoreRequest{Source: "laptop", Folder: "docs",
+		To: t.TempDir(), At: t1, Paths: []string{"a.bin"}}, nil)
+	if !errors.Is(err, restore.ErrIncomplete) || !strings.Contains(err.Error(), lost.Chunk) {
+		t.Fatalf("restore of a.bin as of %s: %v, want ErrIncomplete naming chunk %s", t1, err, lost.Chunk)
+	}
 }

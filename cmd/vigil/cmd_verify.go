@@ -22,9 +22,11 @@ func newVerifyCmd() *cobra.Command {
 		Short: "Check the replicas this node keeps (and their history) for damage; exit 1 if any differ",
 		Long: "verify re-hashes every file of each replica this node keeps (or only those of --source and\n" +
 			"--folder) and compares it with the node's index, reports files that differ, are missing or\n" +
-			"are extra, and re-hashes every chunk of the replica's history. With the node running and\n" +
-			"the source online and in sync, the replica is also compared with the source's current\n" +
-			"Merkle roots. Exit 1 if any problem is found.",
+			"are extra, re-hashes every chunk of the replica's history, and checks that every version\n" +
+			"kept for `restore --at/--seq` can be restored: each of its chunks intact in the history\n" +
+			"store or in the replica (else history-missing, naming the path, seq, time and chunk). With\n" +
+			"the node running and the source online and in sync, the replica is also compared with the\n" +
+			"source's current Merkle roots. Exit 1 if any problem is found.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runVerify(cmd.Context(), globalsFrom(cmd), cmd.OutOrStdout(), source, folder, asJSON)
@@ -75,8 +77,8 @@ func runVerify(ctx context.Context, g *globals, stdout io.Writer, source, folder
 		if !r.OK {
 			status = fmt.Sprintf("%d problem(s)", len(r.Problems))
 		}
-		fmt.Fprintf(&buf, "%s: %s (%d files, %s, %d history chunks; against %s)\n",
-			label, status, r.Files, humanBytes(r.Bytes), r.HistoryChunks, r.Against)
+		fmt.Fprintf(&buf, "%s: %s (%d files, %s, %d history chunks, %d versions; against %s)\n",
+			label, status, r.Files, humanBytes(r.Bytes), r.HistoryChunks, r.HistoryVersions, r.Against)
 	}
 	if len(reps) == 0 && !asJSON {
 		buf.WriteString("no replicas: this node keeps no folder for others\n")

@@ -91,6 +91,7 @@ func newRootCmd() (*cobra.Command, *globals) {
 	root.AddCommand(newRepairCmd())
 	root.AddCommand(newHistoryCmd())
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newPointsCmd())
 
 	// `vigil completion bash|zsh|fish|powershell`: cobra's generator, made
 	// here rather than at Execute so that it can be marked as needing no

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/history"
@@ -124,7 +125,8 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 
 // Restore asks the running node to restore; progress (if not nil) is
 // called with the bytes written so far and the total. req.To is made
-// absolute here.
+// absolute here. When the restore is incomplete (restore.ErrIncomplete),
+// the result comes with the error.
 func (c *Client) Restore(ctx context.Context, req restore.RestoreRequest, progress func(done, total int64)) (restore.RestoreResult, error) {
 	if req.To != "" {
 		abs, err := filepath.Abs(req.To)
@@ -147,7 +149,11 @@ func (c *Client) Restore(ctx context.Context, req restore.RestoreRequest, progre
 		}
 		switch {
 		case l.Error != "":
-			return restore.RestoreResult{}, remoteUserError(l.Error, l.Code)
+			var res restore.RestoreResult
+			if l.Result != nil {
+				res = *l.Result
+			}
+			return res, remoteUserError(l.Error, l.Code)
 		case l.Result != nil:
 			return *l.Result, nil
 		case l.Done != nil && l.Total != nil && progress != nil:
@@ -194,4 +200,28 @@ func (c *Client) History(ctx context.Context, source, folder, p string) ([]histo
 		return nil, fmt.Errorf("control: endpoint %s: history: %w", c.addr, err)
 	}
 	return out, nil
+}
+
+// Points asks the running node for the restore points of a replica: those
+// at or after since (zero: all), the newest limit of them (0: all).
+func (c *Client) Points(ctx context.Context, source, folder string, since time.Time, limit int) (restore.PointsReport, error) {
+	q := url.Values{}
+	q.Set("source", source)
+	q.Set("folder", folder)
+	if !since.IsZero() {
+		q.Set("since", since.Format(time.RFC3339Nano))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var rep restore.PointsReport
+	resp, err := c.send(ctx, http.MethodGet, "/v1/points?"+q.Encode(), nil)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("control: endpoint %s: points: %w", c.addr, err)
+	}
+	return rep, nil
 }

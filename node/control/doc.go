@@ -10,12 +10,15 @@
 //	POST /v1/restore                           body: restore.RestoreRequest (JSON; "to" absolute)
 //	     answer: NDJSON, {"done":N,"total":N} progress lines, then one
 //	     {"result":RestoreResult} or {"error":"...","code":"..."} line
+//	     (code "incomplete": with the result, naming the files left out)
 //	POST /v1/verify?source=&folder=            []restore.VerifyReport
 //	GET  /v1/history?source=&folder=&path=     []history.Version
 //	POST /v1/repair?source=&folder=            []RepairReport (verify, fetch what is wrong, verify)
+//	GET  /v1/points?source=&folder=&since=RFC3339&limit=N
+//	                                           restore.PointsReport
 //
-// Errors of verify and history are {"error":"...","code":"..."} with a 4xx
+// Errors of verify, history and points are {"error":"...","code":"..."} with a 4xx
 // or 5xx status. code is "no-replica", "not-empty", "before-first",
-// "no-such-path", "bad-request" or "" and maps back to restore's sentinel
-// errors.
+// "after-newest", "no-such-path", "bad-request", "incomplete" or "" and
+// maps back to restore's sentinel errors.
 package control

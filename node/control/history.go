@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,8 +21,10 @@ var errorCodes = []struct {
 	{"no-replica", restore.ErrNoReplica},
 	{"not-empty", restore.ErrNotEmpty},
 	{"before-first", restore.ErrBeforeFirst},
+	{"after-newest", restore.ErrAfterNewest},
 	{"no-such-path", restore.ErrNoSuchPath},
 	{"bad-request", restore.ErrBadRequest},
+	{"incomplete", restore.ErrIncomplete},
 }
 
 func errorCode(err error) string {
@@ -75,7 +78,42 @@ type restoreLine struct {
 // progressEvery throttles the progress lines of a restore.
 const progressEvery = 200 * time.Millisecond
 
+// PointsBackend is a Backend that lists the restore points of a replica
+// (see restore.Points); the node is one.
+type PointsBackend interface {
+	Points(source, folder string, since time.Time, limit int) (restore.PointsReport, error)
+}
+
 func registerHistoryHandlers(mux *http.ServeMux, b Backend) {
+	if pb, ok := b.(PointsBackend); ok {
+		mux.HandleFunc("GET /v1/points", func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			var since time.Time
+			if s := q.Get("since"); s != "" {
+				t, err := time.Parse(time.RFC3339Nano, s)
+				if err != nil {
+					writeControlError(w, restore.UserError(restore.ErrBadRequest, fmt.Sprintf("points: since %q: want an RFC 3339 time", s)))
+					return
+				}
+				since = t
+			}
+			limit := 0
+			if s := q.Get("limit"); s != "" {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 0 {
+					writeControlError(w, restore.UserError(restore.ErrBadRequest, fmt.Sprintf("points: limit %q: want a number >= 0", s)))
+					return
+				}
+				limit = n
+			}
+			rep, err := pb.Points(q.Get("source"), q.Get("folder"), since, limit)
+			if err != nil {
+				writeControlError(w, err)
+				return
+			}
+			writeJSON(w, rep)
+		})
+	}
 	mux.HandleFunc("POST /v1/restore", func(w http.ResponseWriter, r *http.Request) {
 		var req restore.RestoreRequest
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -108,7 +146,11 @@ func registerHistoryHandlers(mux *http.ServeMux, b Backend) {
 			}
 		})
 		if err != nil {
-			send(restoreLine{Error: err.Error(), Code: errorCode(err)})
+			l := restoreLine{Error: err.Error(), Code: errorCode(err)}
+			if errors.Is(err, restore.ErrIncomplete) {
+				l.Result = &res // what was restored, and what was not
+			}
+			send(l)
 			return
 		}
 		send(restoreLine{Result: &res})

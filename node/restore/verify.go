@@ -14,6 +14,8 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/node/history"
+	"github.com/vigil-mesh/vigil/node/index"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -37,10 +39,13 @@ func readIndex(d *Replica) (map[string]*baseline.Entry, uint64, error) {
 
 // Verify checks replica d: every file of the replica tree is re-chunked and
 // compared with the index (content root, size, mode bits, mtime, symlink
-// target, kind), files the index does not know are reported as extra, and
-// every chunk of the history store is re-hashed against its CID. When the
-// replica is running and its source online and caught up, the index is
-// also compared with the source's current snapshot (Against "source").
+// target, kind), files the index does not know are reported as extra,
+// every chunk of the history store is re-hashed against its CID, and every
+// version kept for point-in-time restore is checked to be restorable: each
+// of its chunks is intact in the history store or in the replica tree at a
+// place its index gives (else "history-missing"). When the replica is
+// running and its source online and caught up, the index is also compared
+// with the source's current snapshot (Against "source").
 func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 	rep := VerifyReport{Source: d.Source, SourceName: d.SourceName, Folder: d.Folder,
 		Time: time.Now().UTC(), Against: "local", Problems: []VerifyProblem{}}
@@ -63,6 +68,8 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 	}
 	sort.Strings(paths)
 	var problems []VerifyProblem
+	// files whose content is not all as the index says: what they hold
+	unsure := make(map[string]*held)
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return rep, err
@@ -72,8 +79,12 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 			rep.Files++
 			rep.Bytes += e.Size
 		}
-		if pr := checkEntry(ctx, root, e); pr != nil {
+		pr, h := checkEntry(ctx, root, e)
+		if pr != nil {
 			problems = append(problems, *pr)
+		}
+		if h != nil {
+			unsure[p] = h
 		}
 	}
 	if root != nil {
@@ -120,7 +131,7 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 			e := fresh[pr.Path]
 			switch {
 			case pr.Kind == "extra" && e != nil:
-				if pr2 := checkEntry(ctx, root, e); pr2 != nil {
+				if pr2, _ := checkEntry(ctx, root, e); pr2 != nil {
 					kept = append(kept, *pr2)
 				}
 			case pr.Kind == "extra":
@@ -132,7 +143,7 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 			case e.SameContent(idx[pr.Path]) && e.SameMeta(idx[pr.Path]):
 				kept = append(kept, pr)
 			default:
-				if pr2 := checkEntry(ctx, root, e); pr2 != nil {
+				if pr2, _ := checkEntry(ctx, root, e); pr2 != nil {
 					kept = append(kept, *pr2)
 				}
 			}
@@ -141,6 +152,7 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 	}
 
 	// 2. the history chunk store
+	intact := make(map[cid.Cid]struct{}) // history chunks that match their CID
 	err = d.History.Chunks.ForEach(func(c cid.Cid, size int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -152,20 +164,29 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 		rep.HistoryChunks++
 		file := filepath.Join(d.History.Chunks.Dir(), c.String()[len(c.String())-2:], c.String())
 		if err != nil {
-			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", CID: c.String(), Detail: fmt.Sprintf("chunk %s: %v", c, err)})
+			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", Chunk: c.String(), Detail: fmt.Sprintf("chunk %s: %v", c, err)})
 			return nil
 		}
 		if err := baseline.VerifyChunk(c, data); err != nil {
-			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", CID: c.String(),
+			problems = append(problems, VerifyProblem{Path: file, Kind: "history-chunk", Chunk: c.String(),
 				Detail: fmt.Sprintf("chunk %s: content does not match its CID", c)})
+			return nil
 		}
+		intact[c] = struct{}{}
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("restore: verify history of %s: %w", d.label(), err)
 	}
 
-	// 3. the index against the source's current snapshot
+	// 3. every version kept can be restored
+	missing, err := verifyVersions(ctx, d, root, idx, unsure, intact, &rep)
+	if err != nil {
+		return rep, err
+	}
+	problems = append(problems, missing...)
+
+	// 4. the index against the source's current snapshot
 	if d.Live != nil {
 		src, err := verifyAgainstSource(ctx, d, applied)
 		if err != nil {
@@ -180,20 +201,34 @@ func Verify(ctx context.Context, d *Replica) (VerifyReport, error) {
 	return rep, nil
 }
 
-// checkEntry compares the replica tree at e.Path with e; nil if they match.
-func checkEntry(ctx context.Context, root *os.Root, e *baseline.Entry) *VerifyProblem {
+// held is what a replica file whose content differs from its index entry
+// still holds intact: the chunks found at their index offsets.
+type held struct {
+	at map[int64]cid.Cid // offset -> chunk the file holds there
+}
+
+func (h *held) has(l index.Loc, c cid.Cid) bool {
+	got, ok := h.at[l.Off]
+	return ok && got.Equals(c)
+}
+
+// checkEntry compares the replica tree at e.Path with e; the problem is
+// nil if they match. For a file whose content is not as e says (or cannot
+// be read), it also returns what the file holds intact (nil otherwise).
+func checkEntry(ctx context.Context, root *os.Root, e *baseline.Entry) (*VerifyProblem, *held) {
 	differs := func(format string, args ...any) *VerifyProblem {
 		return &VerifyProblem{Path: e.Path, Kind: "differs", Detail: fmt.Sprintf(format, args...)}
 	}
+	lost := &held{}
 	if root == nil {
-		return &VerifyProblem{Path: e.Path, Kind: "missing", Detail: "the replica tree does not exist"}
+		return &VerifyProblem{Path: e.Path, Kind: "missing", Detail: "the replica tree does not exist"}, lost
 	}
 	fi, err := root.Lstat(e.Path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &VerifyProblem{Path: e.Path, Kind: "missing", Detail: "a " + e.Kind.String() + " in the index, not in the replica tree"}
+		return &VerifyProblem{Path: e.Path, Kind: "missing", Detail: "a " + e.Kind.String() + " in the index, not in the replica tree"}, lost
 	}
 	if err != nil {
-		return differs("%v", err)
+		return differs("%v", err), lost
 	}
 	var kind baseline.Kind
 	switch {
@@ -205,51 +240,195 @@ func checkEntry(ctx context.Context, root *os.Root, e *baseline.Entry) *VerifyPr
 		kind = baseline.KindSymlink
 	}
 	if kind != e.Kind {
-		return differs("a %s in the index, a %v in the replica tree", e.Kind, fi.Mode().Type())
+		return differs("a %s in the index, a %v in the replica tree", e.Kind, fi.Mode().Type()), lost
 	}
 	switch e.Kind {
 	case baseline.KindFile:
-		if fi.Size() != e.Size {
-			return differs("size %d, want %d", fi.Size(), e.Size)
-		}
-		if fi.Mode().Perm() != e.Mode.Perm() {
-			return differs("mode %v, want %v", fi.Mode().Perm(), e.Mode.Perm())
-		}
-		if !e.MTime.IsZero() && !fi.ModTime().Equal(e.MTime) {
-			return differs("mtime %s, want %s", fi.ModTime().UTC().Format(time.RFC3339Nano), e.MTime.UTC().Format(time.RFC3339Nano))
-		}
+		// the content is read even when the metadata differs: a restore
+		// can still take its chunks
 		f, err := root.Open(e.Path)
 		if err != nil {
-			return differs("%v", err)
+			return differs("%v", err), lost
 		}
+		var off int64
+		at := make(map[int64]cid.Cid)
 		chunks, err := baseline.ChunkReader(ctx, f, nil)
 		f.Close()
 		if err != nil {
-			return differs("read: %v", err)
+			return differs("read: %v", err), lost
 		}
-		if got := baseline.ContentRoot(chunks); !got.Equals(e.Root()) {
-			return differs("content root %s, want %s", got, e.Root())
+		for _, c := range chunks {
+			at[off] = c.CID
+			off += int64(c.Size)
+		}
+		var h *held
+		got := baseline.ContentRoot(chunks)
+		if !got.Equals(e.Root()) {
+			h = &held{at: at}
+		}
+		switch {
+		case fi.Size() != e.Size:
+			return differs("size %d, want %d", fi.Size(), e.Size), h
+		case h != nil:
+			return differs("content root %s, want %s", got, e.Root()), h
+		case fi.Mode().Perm() != e.Mode.Perm():
+			return differs("mode %v, want %v", fi.Mode().Perm(), e.Mode.Perm()), nil
+		case !e.MTime.IsZero() && !fi.ModTime().Equal(e.MTime):
+			return differs("mtime %s, want %s", fi.ModTime().UTC().Format(time.RFC3339Nano), e.MTime.UTC().Format(time.RFC3339Nano)), nil
 		}
 	case baseline.KindDir:
 		if fi.Mode().Perm() != dirPerm(e.Mode) {
-			return differs("mode %v, want %v", fi.Mode().Perm(), dirPerm(e.Mode))
+			return differs("mode %v, want %v", fi.Mode().Perm(), dirPerm(e.Mode)), nil
 		}
 		if !e.MTime.IsZero() && !fi.ModTime().Equal(e.MTime) {
-			return differs("mtime %s, want %s", fi.ModTime().UTC().Format(time.RFC3339Nano), e.MTime.UTC().Format(time.RFC3339Nano))
+			return differs("mtime %s, want %s", fi.ModTime().UTC().Format(time.RFC3339Nano), e.MTime.UTC().Format(time.RFC3339Nano)), nil
 		}
 	case baseline.KindSymlink:
 		t, err := root.Readlink(e.Path)
 		if err != nil {
-			return differs("%v", err)
+			return differs("%v", err), nil
 		}
 		if t != e.Target {
-			return differs("symlink target %q, want %q", t, e.Target)
+			return differs("symlink target %q, want %q", t, e.Target), nil
 		}
 		if !e.MTime.IsZero() && !fi.ModTime().Equal(e.MTime) {
-			return differs("mtime %s, want %s", fi.ModTime().UTC().Format(time.RFC3339Nano), e.MTime.UTC().Format(time.RFC3339Nano))
+			return differs("mtime %s, want %s", fi.ModTime().UTC().Format(time.RFC3339Nano), e.MTime.UTC().Format(time.RFC3339Nano)), nil
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// verifyVersions checks that the content of every version row can be
+// restored: each chunk is in intact (the history chunks that match their
+// CID) or in a replica file at the place the index idx gives, where that
+// file was found intact (not in unsure, or unsure says it holds the chunk
+// there). A version that fails is checked again by reading its chunks
+// afresh (the replica may have moved on meanwhile) before it is reported.
+func verifyVersions(ctx context.Context, d *Replica, root *os.Root, idx map[string]*baseline.Entry,
+	unsure map[string]*held, intact map[cid.Cid]struct{}, rep *VerifyReport) ([]VerifyProblem, error) {
+	var locs index.Locs
+	inReplica := func(c baseline.Chunk) bool {
+		if root == nil {
+			return false
+		}
+		if locs == nil {
+			locs = make(index.Locs)
+			for _, e := range idx {
+				locs.Add(e)
+			}
+		}
+		for _, l := range locs[c.CID] {
+			if l.Size != c.Size {
+				continue
+			}
+			if h := unsure[l.Path]; h == nil || h.has(l, c.CID) {
+				return true
+			}
+		}
+		return false
+	}
+	var suspects []history.Version
+	err := d.DB.View(func(tx *store.Tx) error {
+		return d.History.ForEach(tx, func(v history.Version) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rep.HistoryVersions++
+			e := v.Entry
+			if e == nil || e.Kind != baseline.KindFile || len(e.Chunks) == 0 {
+				return nil
+			}
+			if cur := idx[v.Path]; cur != nil && unsure[v.Path] == nil && cur.SameContent(e) {
+				return nil // the replica file holds this version, intact
+			}
+			for _, c := range e.Chunks {
+				if _, ok := intact[c.CID]; ok || inReplica(c) {
+					continue
+				}
+				suspects = append(suspects, v)
+				break
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore: verify history of %s: %w", d.label(), err)
+	}
+	if len(suspects) == 0 {
+		return nil, nil
+	}
+
+	// look again, reading each chunk from wherever the index now says it is
+	fresh, _, err := readIndex(d)
+	if err != nil {
+		return nil, err
+	}
+	freshLocs := make(index.Locs)
+	for _, e := range fresh {
+		freshLocs.Add(e)
+	}
+	found := make(map[cid.Cid]bool)
+	available := func(c baseline.Chunk) bool {
+		if ok, seen := found[c.CID]; seen {
+			return ok
+		}
+		ok := false
+		if data, err := d.History.Chunks.Get(c.CID); err == nil && baseline.VerifyChunk(c.CID, data) == nil {
+			ok = true
+		}
+		if !ok && root != nil {
+			buf := make([]byte, c.Size)
+			for _, l := range freshLocs[c.CID] {
+				if l.Size != c.Size {
+					continue
+				}
+				if readAt(root, l.Path, buf, l.Off) && baseline.VerifyChunk(c.CID, buf) == nil {
+					ok = true
+					break
+				}
+			}
+		}
+		found[c.CID] = ok
+		return ok
+	}
+	var out []VerifyProblem
+	for _, v := range suspects {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var first cid.Cid
+		n := 0
+		for _, c := range v.Entry.Chunks {
+			if !available(c) {
+				if n == 0 {
+					first = c.CID
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		t, seq := v.Time.UTC(), v.Seq
+		detail := fmt.Sprintf("the version of %s (seq %d) cannot be restored: chunk %s", t.Format(time.RFC3339Nano), seq, first)
+		if n > 1 {
+			detail += fmt.Sprintf(" (and %d more of its %d chunks)", n-1, len(v.Entry.Chunks))
+		}
+		detail += " is neither intact in the history store nor in the replica"
+		out = append(out, VerifyProblem{Path: v.Path, Kind: "history-missing", Detail: detail, Seq: &seq, Time: &t, Chunk: first.String()})
+	}
+	return out, nil
+}
+
+// readAt reads len(buf) bytes of replica file p at off.
+func readAt(root *os.Root, p string, buf []byte, off int64) bool {
+	f, err := root.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	n, _ := f.ReadAt(buf, off)
+	return n == len(buf)
 }
 
 // dirPerm is the permission a replica gives a directory: the owner keeps
