@@ -21,8 +21,8 @@ func TestTreeRenameMovesSubtreeAndLocsFollow(t *testing.T) {
 		tr.Put(e)
 		locs.Add(e)
 	}
-	if tr.Len() != 4 || tr.Bytes() != 3 {
-		t.Fatalf("len %d bytes %d", tr.Len(), tr.Bytes())
+	if tr.Len() != 4 || tr.Bytes() != 3 || tr.Files() != 3 {
+		t.Fatalf("len %d bytes %d files %d", tr.Len(), tr.Bytes(), tr.Files())
 	}
 	c := baseline.ChunkCID([]byte("x"))
 	if len(locs[c]) != 2 {
@@ -111,4 +111,29 @@ func FuzzDecodeEntryRow(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+func TestTreeFilesCountsRegularFilesOnly(t *testing.T) {
+	tr := NewTree()
+	for _, e := range []*baseline.Entry{{Path: "d", Kind: baseline.KindDir}, entry("d/a", "x"), {Path: "d/l", Kind: baseline.KindSymlink, Target: "a"},
+		{Path: "e", Kind: baseline.KindDir}, entry("f", "yy")} {
+		tr.Put(e)
+	}
+	if tr.Files() != 2 || tr.Len() != 5 {
+		t.Fatalf("Files() = %d, Len() = %d; want 2 regular files among 5 entries", tr.Files(), tr.Len())
+	}
+	tr.Put(entry("f", "zzz")) // replaced: still one file
+	tr.Put(&baseline.Entry{Path: "d/a", Kind: baseline.KindDir})
+	if tr.Files() != 1 {
+		t.Fatalf("after replacing d/a by a directory: Files() = %d, want 1", tr.Files())
+	}
+	tr.Rename("f", "g")
+	tr.Remove("d")
+	if tr.Files() != 1 || tr.Bytes() != 3 {
+		t.Fatalf("after rename and remove: Files() = %d, Bytes() = %d, want 1 and 3", tr.Files(), tr.Bytes())
+	}
+	tr.Remove("g")
+	if tr.Files() != 0 {
+		t.Fatalf("empty tree: Files() = %d", tr.Files())
+	}
 }

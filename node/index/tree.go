@@ -15,9 +15,10 @@ import (
 // child index so that a directory's subtree is found without a full scan.
 // It is owned by one goroutine for writes; readers hold the owner's lock.
 type Tree struct {
-	files map[string]*baseline.Entry
-	kids  map[string]map[string]struct{} // parent path ("" for the root) -> child paths
-	bytes int64                          // total size of regular files
+	files   map[string]*baseline.Entry
+	kids    map[string]map[string]struct{} // parent path ("" for the root) -> child paths
+	bytes   int64                          // total size of regular files
+	regular int                            // number of regular files
 }
 
 func NewTree() *Tree {
@@ -50,8 +51,11 @@ func (t *Tree) All() iter.Seq[*baseline.Entry] {
 	}
 }
 
-// Len is the number of entries.
+// Len is the number of entries: files, directories and symlinks.
 func (t *Tree) Len() int { return len(t.files) }
+
+// Files is the number of regular files.
+func (t *Tree) Files() int { return t.regular }
 
 // Put sets the entry for e.Path, replacing what was there (a directory
 // replaced by a non-directory loses its subtree).
@@ -64,11 +68,13 @@ func (t *Tree) Put(e *baseline.Entry) {
 		}
 		if old.Kind == baseline.KindFile {
 			t.bytes -= old.Size
+			t.regular--
 		}
 	}
 	t.files[e.Path] = e
 	if e.Kind == baseline.KindFile {
 		t.bytes += e.Size
+		t.regular++
 	}
 	par := Parent(e.Path)
 	k := t.kids[par]
@@ -88,6 +94,7 @@ func (t *Tree) Remove(p string) []*baseline.Entry {
 		delete(t.kids, e.Path)
 		if e.Kind == baseline.KindFile {
 			t.bytes -= e.Size
+			t.regular--
 		}
 	}
 	if k := t.kids[Parent(p)]; k != nil {

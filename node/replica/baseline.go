@@ -214,7 +214,7 @@ func (r *Replica) baseline(ctx context.Context) error {
 	r.setStatus(func(s *Status) {
 		s.Applied, s.AppliedAt, s.BaselineOK, s.Baseline = snap.Seq, now, true, false
 		s.DoneBytes = s.TotalBytes
-		s.Files, s.Bytes = r.files.Len(), r.files.Bytes()
+		s.Files, s.Bytes = r.files.Files(), r.files.Bytes()
 		if s.Head < s.Applied {
 			s.Head = s.Applied
 		}

@@ -94,7 +94,7 @@ func (r *Replica) repairPaths(ctx context.Context, fix Fix) error {
 		return fmt.Errorf("replica %s/%s: save: %w", r.sourceName, r.folder, err)
 	}
 	r.clearPathProblems(ap.written)
-	r.setStatus(func(s *Status) { s.Files, s.Bytes = r.files.Len(), r.files.Bytes() })
+	r.setStatus(func(s *Status) { s.Files, s.Bytes = r.files.Files(), r.files.Bytes() })
 	r.poke(r.ackKick)
 	return nil
 }

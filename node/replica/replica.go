@@ -206,7 +206,7 @@ func (r *Replica) load() error {
 		m := r.rows.Meta(tx)
 		r.st.Applied, r.st.AppliedAt, r.st.RecordTime, r.st.BaselineOK = m.Applied, m.AppliedAt, m.RecordTime, m.BaselineOK
 		r.st.Head = r.st.Applied
-		r.st.Files, r.st.Bytes = r.files.Len(), r.files.Bytes()
+		r.st.Files, r.st.Bytes = r.files.Files(), r.files.Bytes()
 		return nil
 	})
 }
@@ -670,7 +670,7 @@ func (r *Replica) applyRecords(ctx context.Context, recs []wire.Record) error {
 		} else {
 			s.BehindSince = time.Time{}
 		}
-		s.Files, s.Bytes = r.files.Len(), r.files.Bytes()
+		s.Files, s.Bytes = r.files.Files(), r.files.Bytes()
 	})
 	r.clearProblem("")
 	r.clearPathProblems(ap.written)
