@@ -276,6 +276,9 @@ var (
 		"lag_bytes": "number", "lag_seconds": "number",
 		"baseline_done_bytes": "number", "baseline_total_bytes": "number",
 		"last_applied": "string|null",
+		// an addition of the contract: what keeps the pair from being
+		// backed up, [] when nothing does
+		"errors": "array",
 	}
 )
 
