@@ -387,3 +387,41 @@ func TestReplayedRecordAfterAKillBetweenRenameAndCommitDoesNotCorruptTheFile(t *
 	lap.waitSynced(30 * time.Second)
 	requireSame(t, src, dst)
 }
+
+// .vigilignore edits take effect without a restart; a bad file is named
+// and the rules in force stay.
+func TestIgnoreFileEditsApplyLiveAndABadOneIsNamed(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	for _, p := range []string{"a.txt", "b.log", "keep.log", "logs/x.log"} {
+		writeFile(t, filepath.Join(src, p), []byte(p), 0o644)
+	}
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	dst := nas.replicaDir(lap, "docs")
+	exists := func(p string) bool { _, err := os.Lstat(filepath.Join(dst, p)); return err == nil }
+
+	writeFile(t, filepath.Join(src, ".vigilignore"), []byte("# logs stay local\n*.log\n!keep.log\n"), 0o644)
+	lap.waitSynced(30 * time.Second)
+	waitFor(t, 10*time.Second, "ignored files gone from the replica", func() bool {
+		return !exists("b.log") && !exists("logs/x.log") && exists("keep.log") && exists("a.txt") && exists(".vigilignore")
+	})
+	writeFile(t, filepath.Join(src, "c.log"), []byte("c"), 0o644)
+	writeFile(t, filepath.Join(src, "d.txt"), []byte("d"), 0o644)
+	lap.waitSynced(30 * time.Second)
+	if exists("c.log") || !exists("d.txt") {
+		t.Fatalf("after the rules changed: c.log in the replica %v (want false), d.txt %v (want true)", exists("c.log"), exists("d.txt"))
+	}
+
+	writeFile(t, filepath.Join(src, ".vigilignore"), []byte("*.log\n[a-\n"), 0o644)
+	waitNotSynced(t, lap, 20*time.Second, ".vigilignore", ".vigilignore:2")
+	writeFile(t, filepath.Join(src, "e.log"), []byte("e"), 0o644) // the old rules still hold
+	writeFile(t, filepath.Join(src, ".vigilignore"), []byte("*.log\n!keep.log\n"), 0o644)
+	lap.waitSynced(30 * time.Second)
+	if exists("e.log") {
+		t.Fatal("e.log was backed up while a bad ignore file was in place")
+	}
+}

@@ -247,9 +247,10 @@ func streamLimits(cfg *config.Config) mesh.Limits {
 // newAgent wires the agent of folder fc: its journal, watcher and topic.
 func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent, error) {
 	cfg := n.cfg
-	ign, err := baseline.NewMatcher(fc.Ignore)
-	if err != nil {
-		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
+	root := fc.AbsPath(cfg.Home)
+	rules, rulesErr := agent.NewRules(root, fc.Ignore)
+	if rules == nil {
+		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, rulesErr)
 	}
 	var backups []peer.ID
 	for _, name := range fc.BackupTo {
@@ -280,10 +281,9 @@ func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent
 	if n.opts.journal != nil {
 		j = n.opts.journal(fc.ID, jr)
 	}
-	root := fc.AbsPath(cfg.Home)
 	w, err := watch.New(root, watch.Options{
 		Quiet: cfg.Node.QuietPeriod.D(), MaxDelay: cfg.Node.MaxDelay.D(),
-		Ignore: ign, Logger: log,
+		Ignore: rules, Logger: log,
 		MarkerDir: filepath.Join(cfg.DataPath(), "watch", fc.ID),
 	})
 	if err != nil {
@@ -295,12 +295,16 @@ func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent
 		j.Close()
 		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
 	}
-	a, err := agent.New(agent.Config{Folder: fc.ID, Root: root, Ignore: ign, Backups: backups,
+	a, err := agent.New(agent.Config{Folder: fc.ID, Root: root, Rules: rules, Backups: backups,
 		Journal: j, DB: n.db, Watcher: w, Topic: topic, JournalMaxBytes: cfg.Node.JournalMaxBytes,
 		Logger: n.log, Metrics: m, PeerName: n.peerName, ProblemRetry: n.opts.problemRetry, ReadFaults: n.opts.readFaults})
 	if err != nil {
 		j.Close()
 		return nil, err
+	}
+	if rulesErr != nil {
+		// the folder is protected with the config's patterns meanwhile
+		a.ReportIgnoreFile(rulesErr)
 	}
 	return a, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type Watcher interface {
 	Ready() <-chan struct{}
 	Batches() <-chan watch.Batch
 	Flush(ctx context.Context) error
+	// Resync brings its watches in line with the tree (after the ignore
+	// rules changed) and asks for a full rescan.
+	Resync()
 }
 
 // Publisher publishes on the folder's topic (a transport.Topic).
@@ -46,10 +50,10 @@ type Publisher interface {
 // Config is what an agent is made of: its folder, and the journal, index
 // database, watcher and topic it works with.
 type Config struct {
-	Folder  string            // folder ID
-	Root    string            // absolute path of the folder
-	Ignore  *baseline.Matcher // paths left out
-	Backups []peer.ID         // designated backups
+	Folder  string    // folder ID
+	Root    string    // absolute path of the folder
+	Rules   *Rules    // paths left out (nil: none)
+	Backups []peer.ID // designated backups
 	// Journal is the folder's journal; the agent closes it on Close.
 	Journal journal.Log
 	DB      *store.DB
@@ -75,7 +79,7 @@ type Config struct {
 type Agent struct {
 	id         string
 	root       string
-	ignore     *baseline.Matcher
+	rules      *Rules
 	backups    []peer.ID
 	j          journal.Log
 	w          Watcher
@@ -105,6 +109,9 @@ type Agent struct {
 	// Status under mu.
 	problems map[string]Problem
 	changed  chan struct{} // closed and replaced when the folder's own problem changes
+	// rulesProblem: the ignore file could not be used (the rules before
+	// it stay in force); not cleared by reading the file as data
+	rulesProblem *Problem
 
 	// recentMoves are directories renamed in the last moveMemory: events
 	// queued under a directory's old name before the watcher followed the
@@ -161,7 +168,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: folder %q: journal, database, watcher and topic are required", cfg.Folder)
 	}
 	a := &Agent{
-		id: cfg.Folder, root: cfg.Root, ignore: cfg.Ignore, j: cfg.Journal, w: cfg.Watcher, topic: cfg.Topic,
+		id: cfg.Folder, root: cfg.Root, rules: cfg.Rules, j: cfg.Journal, w: cfg.Watcher, topic: cfg.Topic,
 		db: cfg.DB, rows: index.Agent(cfg.Folder), m: cfg.Metrics, capBytes: cfg.JournalMaxBytes, names: cfg.PeerName,
 		retryEvery: cmp.Or(cfg.ProblemRetry, problemRetry), faults: cfg.ReadFaults,
 		log:      cfg.Logger.With("subsystem", "agent", "folder", cfg.Folder),
@@ -337,6 +344,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				poll.Reset(10 * time.Second)
 				continue
 			}
+			if slices.ContainsFunc(b.Paths, baseline.IsIgnoreFile) {
+				a.reloadRules()
+			}
 			if a.failing() {
 				run(nil, true) // the index was reloaded: everything is compared again
 			} else {
@@ -465,4 +475,24 @@ func (a *Agent) Sync(ctx context.Context) (uint64, error) {
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+}
+
+// reloadRules reads the folder's ignore file again after it changed; the
+// watcher then follows the new rules and the folder is rescanned (newly
+// ignored paths stop being backed up and are deleted on the backups, newly
+// included ones are captured). A bad file is a problem of that file, and
+// the rules in force stay.
+func (a *Agent) reloadRules() {
+	if a.rules == nil {
+		return
+	}
+	if err := a.rules.Reload(); err != nil {
+		a.ReportIgnoreFile(err)
+		return
+	}
+	a.mu.Lock()
+	a.rulesProblem = nil
+	a.mu.Unlock()
+	a.log.Info("ignore rules reloaded", "file", baseline.IgnoreFile)
+	a.w.Resync()
 }

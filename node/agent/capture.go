@@ -44,7 +44,7 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		obs[rel] = e
 		return
 	}
-	e, err := baseline.Stat(a.root, rel, prev, a.ignore, baseline.WithFaults(a.faults))
+	e, err := baseline.Stat(a.root, rel, prev, a.rules.Matcher(), baseline.WithFaults(a.faults))
 	if err != nil {
 		if unreadable(err) {
 			// reported until it can be read; the index (and the backups)
@@ -124,7 +124,7 @@ const (
 )
 
 func (a *Agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry) (*baseline.Entry, bool) {
-	if prev == nil || prev.Kind != baseline.KindFile || prev.Size < appendFastMin || len(prev.Chunks) == 0 || a.ignore.Match(rel, false) {
+	if prev == nil || prev.Kind != baseline.KindFile || prev.Size < appendFastMin || len(prev.Chunks) == 0 || a.rules.Match(rel, false) {
 		return nil, false
 	}
 	abs := filepath.Join(a.root, filepath.FromSlash(rel))
@@ -206,7 +206,7 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	if full {
 		var mu sync.Mutex
 		bad := make(map[string]error) // paths that could not be read
-		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.ignore, Reuse: a.reuse, Logger: a.log, Faults: a.faults,
+		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.rules.Matcher(), Reuse: a.reuse, Logger: a.log, Faults: a.faults,
 			OnError: func(rel string, err error) {
 				mu.Lock()
 				bad[rel] = err

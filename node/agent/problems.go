@@ -97,9 +97,12 @@ func (a *Agent) problemPaths() []string {
 // problemList returns the problems, folder-wide first, then by path. The
 // caller holds mu.
 func (a *Agent) problemList() []Problem {
-	out := make([]Problem, 0, len(a.problems))
+	out := make([]Problem, 0, len(a.problems)+1)
 	for _, p := range a.problems {
 		out = append(out, p)
+	}
+	if a.rulesProblem != nil {
+		out = append(out, *a.rulesProblem)
 	}
 	slices.SortFunc(out, func(x, y Problem) int { return strings.Compare(x.Path, y.Path) })
 	return out

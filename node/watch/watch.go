@@ -113,14 +113,15 @@ type Watcher struct {
 	ignore   pathFilter
 	log      *slog.Logger
 
-	out      chan Batch
-	flushReq chan chan struct{}
-	marker   string // MarkerDir, "" when not used
-	markerN  int
-	ready    chan struct{} // closed once the initial watches are in place
-	done     chan struct{} // closed when Run returns
-	started  atomic.Bool
-	nPolled  atomic.Int64
+	out       chan Batch
+	flushReq  chan chan struct{}
+	resyncReq chan struct{}
+	marker    string // MarkerDir, "" when not used
+	markerN   int
+	ready     chan struct{} // closed once the initial watches are in place
+	done      chan struct{} // closed when Run returns
+	started   atomic.Bool
+	nPolled   atomic.Int64
 
 	// Test hooks.
 	newFS    func() (*fsnotify.Watcher, error)
@@ -191,18 +192,19 @@ func New(root string, opts Options) (*Watcher, error) {
 		opts.Logger = slog.Default()
 	}
 	w := &Watcher{
-		root:     abs,
-		quiet:    opts.Quiet,
-		maxDelay: opts.MaxDelay,
-		poll:     opts.PollInterval,
-		ignore:   opts.Ignore,
-		log:      opts.Logger.With("subsystem", "watcher", "root", abs),
-		out:      make(chan Batch),
-		flushReq: make(chan chan struct{}),
-		ready:    make(chan struct{}),
-		done:     make(chan struct{}),
-		newFS:    fsnotify.NewWatcher,
-		marker:   opts.MarkerDir,
+		root:      abs,
+		quiet:     opts.Quiet,
+		maxDelay:  opts.MaxDelay,
+		poll:      opts.PollInterval,
+		ignore:    opts.Ignore,
+		log:       opts.Logger.With("subsystem", "watcher", "root", abs),
+		out:       make(chan Batch),
+		flushReq:  make(chan chan struct{}),
+		resyncReq: make(chan struct{}, 1),
+		ready:     make(chan struct{}),
+		done:      make(chan struct{}),
+		newFS:     fsnotify.NewWatcher,
+		marker:    opts.MarkerDir,
 	}
 	w.addWatch = func(p string) error {
 		if w.fsw == nil {
@@ -251,6 +253,16 @@ func (w *Watcher) Flush(ctx context.Context) error {
 		return ctx.Err()
 	case <-w.done:
 		return ErrStopped
+	}
+}
+
+// Resync makes the watcher bring its watches in line with the tree (after
+// the ignore rules changed: newly ignored directories are dropped, newly
+// included ones watched) and emit Batch{Rescan: true}.
+func (w *Watcher) Resync() {
+	select {
+	case w.resyncReq <- struct{}{}:
+	default: // one is pending already
 	}
 }
 
@@ -380,6 +392,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 		case <-pollC:
 			w.pollAll(time.Now())
+
+		case <-w.resyncReq:
+			w.resync()
+			w.readyRes, w.readyBatch = true, nil
 
 		case reply := <-w.flushReq:
 			if !draining {
