@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/replica"
 	"github.com/vigil-mesh/vigil/node/transport"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -42,6 +43,8 @@ type testNode struct {
 	cancel context.CancelFunc
 	done   chan error
 	opts   []Option
+
+	lastReplicas []*replica.Replica // the replicas of the node last stopped
 }
 
 var testLogLevel = func() slog.Level {
@@ -163,6 +166,7 @@ func (tn *testNode) stop() {
 	if err := tn.n.Close(); err != nil {
 		tn.t.Errorf("close %s: %v", tn.name, err)
 	}
+	tn.lastReplicas = tn.n.replicas
 	tn.n = nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/journal"
+	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/node/control"
+	"github.com/vigil-mesh/vigil/node/wire"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -423,5 +426,57 @@ func TestIgnoreFileEditsApplyLiveAndABadOneIsNamed(t *testing.T) {
 	lap.waitSynced(30 * time.Second)
 	if exists("e.log") {
 		t.Fatal("e.log was backed up while a bad ignore file was in place")
+	}
+}
+
+// A source (compromised) claims a head far beyond its journal: the backup
+// reports only what the source served.
+func TestHeartbeatClaimingAHugeHeadDoesNotPinTheBackupsHead(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	topic := mesh.TopicName(lap.id, "docs")
+	if err := c.hub.Publish(lap.id, topic, wire.EncodeHeartbeat(math.MaxUint64)); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "b"), []byte("b"), 0o644) // and real traffic goes on
+	lap.waitSynced(30 * time.Second)
+	nas.waitSynced(30 * time.Second)
+	for _, p := range nas.n.Lag().Pairs {
+		if p.HeadSeq > 10 {
+			t.Fatalf("backup's head_seq %d after a claimed head of 2^64-1; want what the source served", p.HeadSeq)
+		}
+	}
+}
+
+// A source publishing big records beyond a gap that never fills cannot
+// make the backup hold more than a bounded buffer; replication goes on.
+func TestRecordsBeyondAGapAreBufferedOnlyUpToABound(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	topic := mesh.TopicName(lap.id, "docs")
+	payload := bytes.Repeat([]byte{1}, 200<<10)
+	for i := range 400 { // 80 MB of records that can never apply
+		rec := wire.Record{Seq: 1000 + uint64(i), Time: time.Now(), Payload: payload}
+		if err := c.hub.Publish(lap.id, topic, wire.AppendRecord([]byte{wire.PubRecord}, rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(src, "b"), []byte("b"), 0o644)
+	lap.waitSynced(30 * time.Second)
+	nas.stop() // the run goroutine owns the buffer: read it once it stopped
+	if held := nas.lastReplicas[0].PendingBytes(); held > 32<<20 {
+		t.Fatalf("the backup holds %d bytes of out-of-order records, want at most 32 MiB", held)
 	}
 }

@@ -32,6 +32,47 @@ type Server struct {
 	names  func(peer.ID) string
 	stop   chan struct{}
 	once   sync.Once
+
+	limMu   sync.Mutex
+	limited map[string]*logLimit // refusals logged, by peer and kind
+}
+
+// logLimit keeps refusals from one peer from flooding the log: one line a
+// minute per peer and kind, with the number left out since the last.
+type logLimit struct {
+	last       time.Time
+	suppressed int
+}
+
+const refusalLogEvery = time.Minute
+
+// warnLimited logs a refusal unless one of the same kind from the same
+// peer was logged within refusalLogEvery.
+func (srv *Server) warnLimited(from peer.ID, kind, msg string, args ...any) {
+	key := from.String() + "\x00" + kind
+	srv.limMu.Lock()
+	if srv.limited == nil {
+		srv.limited = make(map[string]*logLimit)
+	}
+	l := srv.limited[key]
+	if l == nil {
+		l = &logLimit{}
+		srv.limited[key] = l
+	}
+	now := time.Now()
+	if now.Sub(l.last) < refusalLogEvery {
+		l.suppressed++
+		srv.limMu.Unlock()
+		return
+	}
+	suppressed := l.suppressed
+	l.last, l.suppressed = now, 0
+	srv.limMu.Unlock()
+	args = append(args, "peer", from.String(), "name", srv.names(from))
+	if suppressed > 0 {
+		args = append(args, "suppressed_since_last", suppressed)
+	}
+	srv.log.Warn(msg, args...)
 }
 
 // NewServer returns a server for the agents lookup finds (nil: not
@@ -95,7 +136,7 @@ func (srv *Server) HandleSync(from peer.ID, s transport.Stream) {
 			if errors.As(err, &re) {
 				mesh.WriteFrame(w, wire.Error, []byte(re.Msg))
 				w.Flush()
-				srv.log.Warn("refused request", "peer", from.String(), "name", srv.names(from), "reason", re.Msg)
+				srv.warnLimited(from, "refused", "refused request", "reason", re.Msg)
 			} else {
 				srv.log.Debug("sync stream", "peer", from.String(), "err", err)
 			}
@@ -339,12 +380,12 @@ func (srv *Server) HandleAck(from peer.ID, s transport.Stream) {
 		}
 		ak, err := wire.DecodeAck(body)
 		if err != nil {
-			srv.log.Warn("bad ack", "peer", from.String(), "err", err)
+			srv.warnLimited(from, "bad ack", "bad ack", "err", err)
 			return
 		}
 		a := srv.lookup(ak.Folder)
 		if a == nil || !a.isBackup(from) {
-			srv.log.Warn("ack for a folder the peer does not back up", "peer", from.String(), "folder", ak.Folder)
+			srv.warnLimited(from, "foreign ack", "ack for a folder the peer does not back up", "folder", ak.Folder)
 			continue
 		}
 		a.onAck(from, ak)

@@ -1,78 +1,20 @@
 package replica
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ipfs/go-cid"
+
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/node/index"
-	"github.com/vigil-mesh/vigil/node/wire"
+	"github.com/vigil-mesh/vigil/node/replica/client"
 	"github.com/vigil-mesh/vigil/store"
 )
-
-// snapshotMsg is a source's folder snapshot: its entries as of journal seq.
-type snapshotMsg struct {
-	Seq   uint64
-	Total int64
-	Ents  []baseline.Entry
-}
-
-func (r *Replica) fetchSnapshot(ctx context.Context) (*snapshotMsg, error) {
-	s, err := r.openSync(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Reset()
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
-	defer stop()
-	w := bufio.NewWriter(s)
-	if err := writeFrame(w, wire.SnapshotReq, wire.EncodeFolder(r.folder)); err != nil {
-		return nil, err
-	}
-	if err := w.Flush(); err != nil {
-		return nil, err
-	}
-	br := bufio.NewReaderSize(s, 256<<10)
-	snap := &snapshotMsg{}
-	for {
-		typ, body, err := readFrame(br)
-		if err != nil {
-			return nil, &sourceError{fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)}
-		}
-		switch typ {
-		case wire.SnapshotHead:
-			h, err := wire.DecodeHead(body)
-			if err != nil {
-				return nil, fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)
-			}
-			snap.Seq, snap.Total = h.Seq, h.Total
-			snap.Ents = make([]baseline.Entry, 0, min(h.Entries, 1<<16))
-		case wire.Entries:
-			es, err := wire.DecodeEntries(body)
-			if err != nil {
-				return nil, fmt.Errorf("replica: snapshot from %s: %w", r.sourceName, err)
-			}
-			snap.Ents = append(snap.Ents, es...)
-		case wire.End:
-			sort.Slice(snap.Ents, func(i, j int) bool { return snap.Ents[i].Path < snap.Ents[j].Path })
-			return snap, nil
-		case wire.Error:
-			return nil, wire.DecodeError(body)
-		default:
-			return nil, fmt.Errorf("replica: snapshot from %s: unexpected frame 0x%02x", r.sourceName, typ)
-		}
-	}
-}
 
 // baseline brings the replica to the source's snapshot: stale paths are
 // removed, directories and symlinks made, and files whose content this
@@ -85,9 +27,9 @@ func (r *Replica) baseline(ctx context.Context) error {
 	err := r.net.WaitConnected(wctx, r.source)
 	cancel()
 	if err != nil {
-		return &sourceError{fmt.Errorf("replica: source %s (%s) not reachable: %w", r.sourceName, r.source, err)}
+		return &client.SourceError{Err: fmt.Errorf("replica: source %s (%s) not reachable: %w", r.sourceName, r.source, err)}
 	}
-	snap, err := r.fetchSnapshot(ctx)
+	snap, err := r.src.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -241,71 +183,6 @@ func (r *Replica) progress(done, total int64, finished bool) {
 		fn(BaselineEvent{Source: r.source, Folder: r.folder, DoneBytes: done, TotalBytes: total,
 			Fetched: r.fetchedChunks.Load(), Finished: finished})
 	}
-}
-
-// vecWriter gathers slices and writes them to a file with writev(2), so
-// that fetched chunks reach the kernel without being copied into a buffer
-// first. A slice must not change until the Flush that writes it.
-type vecWriter struct {
-	f    *os.File
-	vecs [][]byte
-	n    int
-}
-
-const (
-	vecFlushBytes = 1 << 20
-	vecMax        = 1024 // IOV_MAX on Linux
-)
-
-func (w *vecWriter) Reset(f *os.File) { w.f, w.vecs, w.n = f, w.vecs[:0], 0 }
-
-func (w *vecWriter) Write(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	w.vecs = append(w.vecs, p)
-	w.n += len(p)
-	if w.n >= vecFlushBytes || len(w.vecs) >= vecMax {
-		return w.Flush()
-	}
-	return nil
-}
-
-func (w *vecWriter) Flush() error {
-	err := writeVec(w.f, w.vecs)
-	clear(w.vecs) // drop the references
-	w.vecs, w.n = w.vecs[:0], 0
-	return err
-}
-
-// writeVec writes every slice of vecs to f, in order, at f's offset. After
-// a short write it reslices the element of vecs it stopped in.
-func writeVec(f *os.File, vecs [][]byte) error {
-	if len(vecs) == 1 {
-		_, err := f.Write(vecs[0])
-		return err
-	}
-	fd := int(f.Fd())
-	for len(vecs) > 0 {
-		n, err := unix.Writev(fd, vecs[:min(len(vecs), vecMax)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return &os.PathError{Op: "writev", Path: f.Name(), Err: err}
-		}
-		if n == 0 {
-			return &os.PathError{Op: "writev", Path: f.Name(), Err: io.ErrShortWrite}
-		}
-		for n > 0 && n >= len(vecs[0]) {
-			n -= len(vecs[0])
-			vecs = vecs[1:]
-		}
-		if n > 0 {
-			vecs[0] = vecs[0][n:] // a short write: the rest of this slice next
-		}
-	}
-	return nil
 }
 
 // readStaged reads chunk c, at l in a staged file (of this baseline or

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/internal/fsutil"
 	"github.com/vigil-mesh/vigil/node/index"
 	"github.com/vigil-mesh/vigil/store"
 )
@@ -93,7 +94,7 @@ type copier struct {
 	salvage  map[cid.Cid]index.Loc // chunks of files staged by an attempt cut short
 	shown    time.Time             // when progress was last reported
 	lr       *localReader
-	bw       vecWriter // reused for every big file
+	bw       fsutil.VecWriter // reused for every big file
 }
 
 // copyFiles writes files (in order), returning the paths that could not be
@@ -304,7 +305,7 @@ func (c *copier) stageSmall(e *baseline.Entry) (bool, error) {
 	}
 	g := c.cur
 	g.small.Go(func() error {
-		st, err := c.r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error { return writeVec(f, data) })
+		st, err := c.r.rep.Stage(e.Path, e.Mode, e.MTime, func(f *os.File) error { return fsutil.WriteVec(f, data) })
 		if pathProblem(err) {
 			c.r.setProblem(e.Path, err)
 			return nil

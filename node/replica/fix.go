@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/replica/client"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -110,7 +112,7 @@ func (r *Replica) refetchHistory(ctx context.Context, cids []cid.Cid) error {
 	for i, c := range cids {
 		want[i] = baseline.Chunk{CID: c, Size: baseline.MaxChunk}
 	}
-	err := r.fetch(ctx, want, func(f fetched) error {
+	err := r.src.Chunks(ctx, want, func(f client.Chunk) error {
 		if f.Data == nil {
 			return nil
 		}

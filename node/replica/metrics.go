@@ -12,6 +12,7 @@ type Metrics struct {
 	baselineDone   *prometheus.GaugeVec
 	baselineTotal  *prometheus.GaugeVec
 	damaged        prometheus.Counter
+	pendingDropped prometheus.Counter
 }
 
 // NewMetrics makes the series and registers them on reg (nil: not
@@ -34,9 +35,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "baseline_total_bytes", Help: "Bytes of the current baseline's snapshot."}, []string{"source", "folder"}),
 		damaged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "replica_damage_found_total", Help: "Replica files found not to match their index (repaired from the source)."}),
+		pendingDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "records_out_of_order_dropped_total", Help: "Records that arrived out of order and found the buffer full (pulled again later)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.chunksFetched, m.bytesFetched, m.recordsApplied, m.applyLatency, m.baselineDone, m.baselineTotal, m.damaged)
+		reg.MustRegister(m.chunksFetched, m.bytesFetched, m.recordsApplied, m.applyLatency, m.baselineDone, m.baselineTotal,
+			m.damaged, m.pendingDropped)
 	}
 	return m
 }

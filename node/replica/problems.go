@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-mesh/vigil/node/replica/client"
 	"github.com/vigil-mesh/vigil/node/wire"
 	"github.com/vigil-mesh/vigil/store"
 )
@@ -188,7 +189,7 @@ func (r *Replica) blockedNow() bool {
 // other failure is the network or the source going away, retried without
 // alarm (the pair shows as offline or behind meanwhile).
 func failsHere(err error) bool {
-	var se *sourceError
+	var se *client.SourceError
 	if errors.As(err, &se) {
 		return false
 	}
@@ -207,10 +208,3 @@ func (r *Replica) noteTransient(err error) {
 	r.mu.Unlock()
 	r.log.Info("interrupted; will retry", "err", err)
 }
-
-// sourceError is a failure to talk to the source: the stream broke, the
-// source went away or is not reachable. Retried, never a problem.
-type sourceError struct{ err error }
-
-func (e *sourceError) Error() string { return e.err.Error() }
-func (e *sourceError) Unwrap() error { return e.err }

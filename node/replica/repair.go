@@ -1,15 +1,10 @@
 package replica
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/vigil-mesh/vigil/baseline"
-	"github.com/vigil-mesh/vigil/node/wire"
 )
 
 // repair brings p (and its subtree) to the source's current state,
@@ -17,7 +12,7 @@ import (
 // replica holds. Records up to the state's seq are then skipped for p.
 func (ap *applier) repair(ctx context.Context, p string) error {
 	r := ap.r
-	seq, ents, err := r.fetchPath(ctx, p)
+	seq, ents, err := r.src.Path(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -102,53 +97,4 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 	}
 	r.repaired[p] = seq
 	return nil
-}
-
-// fetchPath asks the source for the current entries of p and its subtree.
-func (r *Replica) fetchPath(ctx context.Context, p string) (uint64, []baseline.Entry, error) {
-	s, err := r.openSync(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer s.Reset()
-	w := bufio.NewWriter(s)
-	if err := writeFrame(w, wire.PathReq, wire.EncodePathReq(r.folder, p)); err != nil {
-		return 0, nil, err
-	}
-	if err := w.Flush(); err != nil {
-		return 0, nil, err
-	}
-	br := bufio.NewReader(s)
-	var seq uint64
-	var out []baseline.Entry
-	for {
-		typ, body, err := readFrame(br)
-		if err != nil {
-			return 0, nil, &sourceError{fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)}
-		}
-		switch typ {
-		case wire.PathHead:
-			if seq, err = wire.DecodeSeq(body); err != nil {
-				return 0, nil, fmt.Errorf("replica: path request to %s: %w", r.sourceName, err)
-			}
-		case wire.Entries:
-			es, err := wire.DecodeEntries(body)
-			if err != nil {
-				return 0, nil, err
-			}
-			for _, e := range es {
-				if e.Path != p && !strings.HasPrefix(e.Path, p+"/") {
-					return 0, nil, fmt.Errorf("replica: source answered path %q for %q", e.Path, p)
-				}
-			}
-			out = append(out, es...)
-		case wire.End:
-			sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-			return seq, out, nil
-		case wire.Error:
-			return 0, nil, wire.DecodeError(body)
-		default:
-			return 0, nil, fmt.Errorf("replica: unexpected frame 0x%02x from %s", typ, r.sourceName)
-		}
-	}
 }

@@ -1,7 +1,7 @@
 package replica
 
 import (
-	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/node/history"
 	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/replica/client"
 	"github.com/vigil-mesh/vigil/node/transport"
 	"github.com/vigil-mesh/vigil/node/wire"
 	"github.com/vigil-mesh/vigil/store"
@@ -32,13 +33,14 @@ const (
 )
 
 const (
-	gapWait       = 30 * time.Millisecond  // an out-of-order record waits this long for the missing ones
-	behindWait    = 150 * time.Millisecond // a heartbeat ahead of us waits this long before a pull
-	maxPending    = 8192                   // out-of-order records buffered from pubsub
-	applyBatch    = 512                    // records applied per commit
-	ackEvery      = time.Second
-	retryBaseline = 2 * time.Second
-	maxRetryWait  = 30 * time.Second
+	gapWait         = 30 * time.Millisecond  // an out-of-order record waits this long for the missing ones
+	behindWait      = 150 * time.Millisecond // a heartbeat ahead of us waits this long before a pull
+	maxPending      = 8192                   // out-of-order records buffered from pubsub
+	maxPendingBytes = 32 << 20               // and their bytes
+	applyBatch      = 512                    // records applied per commit
+	ackEvery        = time.Second
+	retryBaseline   = 2 * time.Second
+	maxRetryWait    = 30 * time.Second
 )
 
 // Transport is what a replica needs of the network (transport.Network has
@@ -100,6 +102,7 @@ type Replica struct {
 	hist       *history.Store
 	db         *store.DB
 	net        Transport
+	src        *client.Client
 	rows       index.ReplicaRows
 	log        *slog.Logger
 	m          *Metrics
@@ -109,12 +112,15 @@ type Replica struct {
 	retryEvery time.Duration
 
 	// owned by the run goroutine
-	files    *index.Tree
-	locs     index.Locs
-	pending  map[uint64]wire.Record
-	repaired map[string]uint64
-	damaged  map[string]bool // replica files found not to match their index, until rewritten
-	gap      *time.Timer
+	files   *index.Tree
+	locs    index.Locs
+	pending map[uint64]wire.Record
+	// pendingBytes are the payload bytes in pending, at most
+	// maxPendingBytes: beyond, records are dropped and pulled later
+	pendingBytes int
+	repaired     map[string]uint64
+	damaged      map[string]bool // replica files found not to match their index, until rewritten
+	gap          *time.Timer
 
 	mu       sync.Mutex // guards st and problems
 	st       Status
@@ -160,7 +166,7 @@ func New(cfg Config) (*Replica, error) {
 	}
 	r := &Replica{
 		source: src, sourceName: srcName, folder: folder, retention: cfg.Retention, rep: rep,
-		db: cfg.DB, net: cfg.Net, rows: index.Replica(src.String(), folder), m: cfg.Metrics, onBaseline: cfg.OnBaseline,
+		db: cfg.DB, net: cfg.Net, src: client.New(cfg.Net, src, srcName, folder), rows: index.Replica(src.String(), folder), m: cfg.Metrics, onBaseline: cfg.OnBaseline,
 		log:      cfg.Logger.With("subsystem", "replica", "source", srcName, "folder", folder),
 		files:    index.NewTree(),
 		locs:     make(index.Locs),
@@ -231,6 +237,11 @@ func (r *Replica) History() *history.Store { return r.hist }
 
 // Rows are the replica's rows in the index database.
 func (r *Replica) Rows() index.ReplicaRows { return r.rows }
+
+// PendingBytes is the payload bytes of records held because they arrived
+// before the ones they follow (at most 32 MiB). Read it only from tests or
+// after Run returned: the run goroutine owns it.
+func (r *Replica) PendingBytes() int { return r.pendingBytes }
 
 // FetchedChunks counts the chunks fetched from the source since start.
 func (r *Replica) FetchedChunks() int64 { return r.fetchedChunks.Load() }
@@ -372,12 +383,12 @@ func (r *Replica) onMessage(ctx context.Context, msg []byte) {
 	st := r.Status()
 	switch p.Type {
 	case wire.PubHeartbeat:
-		head := p.Head
-		// A heartbeat can arrive after newer records (gossipsub validates
-		// on several workers): one behind the applied seq is stale, not a
-		// sign of a reset journal (that is detected by a pull's end).
-		r.noteHead(head, time.Time{})
-		if head > st.Applied {
+		// A heartbeat only says that there may be records to pull: the
+		// head this replica reports is what the source served (a claim
+		// proves nothing). One behind the applied seq is stale (gossipsub
+		// validates on several workers), not a sign of a reset journal
+		// (that is detected by a pull's end).
+		if p.Head > st.Applied && st.BaselineOK {
 			r.armGap(behindWait)
 		}
 	case wire.PubRecord, wire.PubAnnounce, wire.PubRecords:
@@ -395,8 +406,8 @@ func (r *Replica) onMessage(ctx context.Context, msg []byte) {
 			return
 		}
 		for _, rec := range recs {
-			if rec.Seq > st.Applied && len(r.pending) < maxPending {
-				r.pending[rec.Seq] = rec
+			if rec.Seq > st.Applied {
+				r.hold(rec)
 			}
 		}
 		if _, ok := r.pending[st.Applied+1]; ok {
@@ -435,7 +446,7 @@ func (r *Replica) applyPending(ctx context.Context) {
 			if !ok {
 				break
 			}
-			delete(r.pending, next)
+			r.release(next)
 			batch = append(batch, rec)
 			next++
 		}
@@ -450,7 +461,7 @@ func (r *Replica) applyPending(ctx context.Context) {
 	applied := r.Status().Applied
 	for s := range r.pending {
 		if s <= applied {
-			delete(r.pending, s)
+			r.release(s)
 		}
 	}
 	if len(r.pending) > 0 {
@@ -458,100 +469,78 @@ func (r *Replica) applyPending(ctx context.Context) {
 	}
 }
 
+// pullBatchBytes bounds the payload bytes of the records a pull holds
+// before applying them.
+const pullBatchBytes = 32 << 20
+
 // pull fetches the source's journal from the applied seq over a stream
 // and applies it: the repair path for lost pubsub messages, restarts and
-// reconnects.
+// reconnects. What the replica believes of the source's head afterwards
+// is what the source served, not what a heartbeat claimed.
 func (r *Replica) pull(ctx context.Context) {
 	st := r.Status()
 	if !st.BaselineOK || !r.net.Connected(r.source) {
 		return
 	}
-	s, err := r.openSync(ctx)
-	if err != nil {
-		r.log.Debug("pull", "err", err)
-		r.armGap(time.Second)
-		return
-	}
-	defer s.Reset()
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
-	defer stop()
-	w := bufio.NewWriter(s)
-	if err := writeFrame(w, wire.JournalReq, wire.EncodeFolderSeq(r.folder, st.Applied+1)); err != nil || w.Flush() != nil {
-		r.armGap(time.Second)
-		return
-	}
-	br := bufio.NewReaderSize(s, 256<<10)
 	var batch []wire.Record
-	flush := func() bool {
+	var batchBytes int
+	flush := func() error {
 		if len(batch) == 0 {
-			return true
+			return nil
 		}
 		err := r.applyRecords(ctx, batch)
-		batch = batch[:0]
-		if err != nil {
+		batch, batchBytes = batch[:0], 0
+		return err
+	}
+	var served uint64 // newest seq the source sent
+	head, err := r.src.Journal(ctx, st.Applied+1, func(rec wire.Record) error {
+		rec.Payload = bytes.Clone(rec.Payload)
+		r.noteHead(rec.Seq, rec.Time)
+		served = max(served, rec.Seq)
+		batch = append(batch, rec)
+		batchBytes += len(rec.Payload)
+		if len(batch) >= applyBatch || batchBytes >= pullBatchBytes {
+			return flush()
+		}
+		return nil
+	})
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	var re *wire.RemoteError
+	switch {
+	case err == nil:
+	case errors.Is(err, client.ErrCompacted):
+		r.log.Warn("source no longer has the records this replica needs (journal compacted); re-baselining",
+			"applied", r.Status().Applied)
+		r.resetBaseline()
+		return
+	case errors.As(err, &re):
+		r.setProblem("", fmt.Errorf("the source refused to send its journal: %w", err))
+		r.armGap(5 * time.Second)
+		return
+	default:
+		if ctx.Err() == nil {
 			r.blocked(err)
-			return false
 		}
-		return true
+		return
 	}
-	for {
-		typ, body, err := readFrame(br)
-		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Debug("pull: stream ended", "err", err)
-				r.armGap(time.Second)
-			}
-			flush()
-			return
-		}
-		switch typ {
-		case wire.RecordFrame:
-			rec, err := wire.DecodeRecord(body)
-			if err != nil {
-				r.log.Warn("bad record from source", "err", err)
-				flush()
-				return
-			}
-			rec.Payload = append([]byte(nil), rec.Payload...)
-			r.noteHead(rec.Seq, rec.Time)
-			batch = append(batch, rec)
-			if len(batch) >= applyBatch && !flush() {
-				return
-			}
-		case wire.End:
-			head, err := wire.DecodeSeq(body)
-			if err != nil {
-				r.log.Warn("bad end frame from source", "err", err)
-				flush()
-				return
-			}
-			if !flush() {
-				return
-			}
-			if applied := r.Status().Applied; head < applied {
-				r.log.Warn("source journal is behind this replica (its data was reset); re-baselining",
-					"head", head, "applied", applied)
-				r.resetBaseline()
-				return
-			}
-			r.noteHead(head, time.Time{})
-			r.applyPending(ctx)
-			return
-		case wire.Compacted:
-			flush()
-			r.log.Warn("source no longer has the records this replica needs (journal compacted); re-baselining",
-				"applied", r.Status().Applied)
-			r.resetBaseline()
-			return
-		case wire.Error:
-			r.setProblem("", fmt.Errorf("the source refused to send its journal: %w", wire.DecodeError(body)))
-			r.armGap(5 * time.Second)
-			return
-		default:
-			r.log.Warn("unexpected frame from source", "type", typ)
-			return
-		}
+	applied := r.Status().Applied
+	if head < applied {
+		r.log.Warn("source journal is behind this replica (its data was reset); re-baselining",
+			"head", head, "applied", applied)
+		r.resetBaseline()
+		return
 	}
+	// The source served everything up to head: that is its proven head. A
+	// heartbeat that claimed more is forgotten.
+	r.setStatus(func(s *Status) {
+		s.Head = max(s.Applied, min(head, max(served, s.Applied)))
+		if s.Head <= s.Applied {
+			s.BehindSince, s.OldestTime = time.Time{}, time.Time{}
+		}
+	})
+	r.applyPending(ctx)
 }
 
 // blocked records a failure that stops the replica from applying records
@@ -574,7 +563,7 @@ func (r *Replica) resetBaseline() {
 	}); err != nil {
 		r.log.Error("save state", "err", err)
 	}
-	r.pending = make(map[uint64]wire.Record)
+	r.pending, r.pendingBytes = make(map[uint64]wire.Record), 0
 	r.poke(r.kick)
 }
 
@@ -724,7 +713,7 @@ func (r *Replica) ackLoop(ctx context.Context) {
 				continue
 			}
 		}
-		if err := writeFrame(s, wire.AckFrame, wire.EncodeAck(a)); err != nil {
+		if err := mesh.WriteFrame(s, wire.AckFrame, wire.EncodeAck(a)); err != nil {
 			s.Reset()
 			s = nil
 		}
@@ -745,5 +734,29 @@ func (r *Replica) Sync(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// hold buffers a record that arrived before the ones it follows, unless
+// the buffer is full (in records or bytes): then it is dropped, and the
+// pull that fills the gap fetches it again. A source cannot make a backup
+// hold more than maxPendingBytes this way.
+func (r *Replica) hold(rec wire.Record) {
+	if _, ok := r.pending[rec.Seq]; ok {
+		return
+	}
+	if len(r.pending) >= maxPending || r.pendingBytes+len(rec.Payload) > maxPendingBytes {
+		r.m.pendingDropped.Inc()
+		return
+	}
+	r.pending[rec.Seq] = rec
+	r.pendingBytes += len(rec.Payload)
+}
+
+// release forgets the buffered record seq.
+func (r *Replica) release(seq uint64) {
+	if rec, ok := r.pending[seq]; ok {
+		r.pendingBytes -= len(rec.Payload)
+		delete(r.pending, seq)
 	}
 }

@@ -32,7 +32,7 @@ func (r *Replica) SourceSnapshot(ctx context.Context) (uint64, []baseline.Entry,
 	}
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	snap, err := r.fetchSnapshot(fctx)
+	snap, err := r.src.Snapshot(fctx)
 	if err != nil {
 		return 0, nil, err
 	}

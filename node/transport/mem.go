@@ -364,6 +364,25 @@ func (n *MemNet) JoinFolder(source peer.ID, folder string, members []peer.ID) (T
 	return t, nil
 }
 
+// Publish delivers data on topic as if from had published it there (a
+// node playing a compromised source, in tests). The node from must have
+// joined the hub and the topic.
+func (h *Hub) Publish(from peer.ID, topic string, data []byte) error {
+	h.mu.Lock()
+	n := h.nodes[from]
+	h.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("transport: publish as %s: not on the hub", from)
+	}
+	n.mu.Lock()
+	t := n.topics[topic]
+	n.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("transport: publish as %s: topic %s not joined", from, topic)
+	}
+	return t.Publish(context.Background(), data)
+}
+
 func (t *memTopic) Publish(ctx context.Context, data []byte) error {
 	n := t.n
 	if t.source != n.id {

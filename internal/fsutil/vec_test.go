@@ -1,4 +1,4 @@
-package replica
+package fsutil
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// vecWriter writes what it is given in order, across flushes by size and
+// VecWriter writes what it is given in order, across flushes by size and
 // by slice count, with empty slices and single-slice writes.
 func TestVecWriterWritesInOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -18,7 +18,7 @@ func TestVecWriterWritesInOrder(t *testing.T) {
 	}
 	defer f.Close()
 	var want bytes.Buffer
-	w := &vecWriter{}
+	w := &VecWriter{}
 	w.Reset(f)
 	for i := range 5000 {
 		n := rng.IntN(700)
@@ -40,7 +40,7 @@ func TestVecWriterWritesInOrder(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeVec(f, [][]byte{[]byte("tail")}); err != nil {
+	if err := WriteVec(f, [][]byte{[]byte("tail")}); err != nil {
 		t.Fatal(err)
 	}
 	want.WriteString("tail")
