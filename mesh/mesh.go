@@ -32,8 +32,9 @@ import (
 
 // Stream protocols. See the package documentation for what they carry.
 const (
-	ProtoSync protocol.ID = "/vigil/sync/1.0.0"
-	ProtoAck  protocol.ID = "/vigil/ack/1.0.0"
+	ProtoSync  protocol.ID = "/vigil/sync/1.0.0"
+	ProtoAck   protocol.ID = "/vigil/ack/1.0.0"
+	ProtoHello protocol.ID = "/vigil/hello/1.0.0"
 )
 
 // Mesh is one node's libp2p host restricted to its allow-list, with the
@@ -340,6 +341,7 @@ type PeerStatus struct {
 	Connected bool
 	Addrs     []multiaddr.Multiaddr // remote addresses of the open connections
 	RTT       time.Duration         // smoothed round-trip time (pings by Run), 0 if unknown
+	Problem   string
 }
 
 // Peers returns the status of every configured peer, in config order.
@@ -503,3 +505,6 @@ func bulkYamux() *yamux.Transport {
 	tr.InitialStreamWindowSize = tr.MaxStreamWindowSize
 	return &tr
 }
+
+// SetPeers is a placeholder replaced by the real implementation.
+func (m *Mesh) SetPeers(peers []Peer) error { return errors.New("mesh: SetPeers not available") }

@@ -25,15 +25,20 @@ func timePtr(t time.Time) *time.Time {
 func (n *Node) Lag() control.LagReport {
 	now := time.Now()
 	rep := control.LagReport{Node: n.id.String(), Time: now.UTC(), Pairs: []control.LagPair{}}
-	for _, a := range n.agents {
+	agents, replicas := n.roles()
+	name := n.config().Node.Name
+	for _, a := range agents {
 		fs := a.Status()
 		head, total := fs.JournalLast, fs.Bytes
 		folderErrs := agentErrors(fs.Problems)
 		for _, st := range fs.Backups {
 			b := st.Peer
-			p := control.LagPair{Source: n.id.String(), SourceName: n.cfg.Node.Name, Folder: a.ID(),
+			p := control.LagPair{Source: n.id.String(), SourceName: name, Folder: a.ID(),
 				Target: b.String(), TargetName: n.peerName(b), HeadSeq: head}
 			p.Errors = append(slices.Clone(folderErrs), ackErrors(st.Errors)...)
+			if c, refused := n.consent.refusal(b, a.ID(), st.AckedAt); refused {
+				p.Errors = append(p.Errors, control.ErrorReport{Error: c.reason, Since: c.since.UTC()})
+			}
 			p.MoreErrors = int(st.MoreErrors)
 			synced := !st.AckedAt.IsZero() && !st.Baseline && !st.Reset
 			if synced {
@@ -77,7 +82,7 @@ func (n *Node) Lag() control.LagReport {
 			rep.Pairs = append(rep.Pairs, p)
 		}
 	}
-	for _, r := range n.replicas {
+	for _, r := range replicas {
 		rep.Pairs = append(rep.Pairs, n.replicaPair(r, now))
 	}
 	return rep
@@ -87,12 +92,13 @@ func (n *Node) Lag() control.LagReport {
 // made before the call are counted) and lets each replica handle what it
 // has received.
 func (n *Node) Sync(ctx context.Context) error {
-	for _, a := range n.agents {
+	agents, replicas := n.roles()
+	for _, a := range agents {
 		if _, err := a.Sync(ctx); err != nil {
 			return err
 		}
 	}
-	for _, r := range n.replicas {
+	for _, r := range replicas {
 		if err := r.Sync(ctx); err != nil {
 			return err
 		}
@@ -152,7 +158,7 @@ func allSynced(rep control.LagReport) bool {
 func (n *Node) replicaPair(r *replica.Replica, now time.Time) control.LagPair {
 	st := r.Status()
 	p := control.LagPair{Source: r.Source().String(), SourceName: r.SourceName(), Folder: r.Folder(),
-		Target: n.id.String(), TargetName: n.cfg.Node.Name,
+		Target: n.id.String(), TargetName: n.config().Node.Name,
 		HeadSeq: max(st.Head, st.Applied), AppliedSeq: st.Applied,
 		BaselineDoneBytes: st.DoneBytes, BaselineTotalBytes: st.TotalBytes,
 		LastApplied: timePtr(st.AppliedAt), Errors: replicaErrors(st.Problems)}

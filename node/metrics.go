@@ -148,7 +148,7 @@ func (n *Node) startMetrics(ctx context.Context, g *errgroup.Group) error {
 			return fmt.Errorf("node: register metrics: %w", err)
 		}
 	}
-	addr := n.cfg.Node.Metrics
+	addr := n.config().Node.Metrics
 	if addr == "" {
 		return nil
 	}

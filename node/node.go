@@ -46,6 +46,7 @@ type options struct {
 	readFaults    *baseline.Faults
 	replicaFaults *store.Faults
 	problemRetry  time.Duration
+	loadConfig    func() (*config.Config, error)
 }
 
 // WithLogger sets the node's logger.
@@ -88,25 +89,38 @@ func WithBaselineProgress(fn func(BaselineEvent)) Option {
 // Node is one vigil node: agents for the folders it protects, replicas for
 // the folders it keeps for others, the network, and the control endpoint.
 type Node struct {
-	cfg  *config.Config
 	opts options
 	log  *slog.Logger
 	id   peer.ID
 	net  transport.Network
 	db   *store.DB
 	srv  *agent.Server
-
-	agents   []*agent.Agent
-	replicas []*replica.Replica
+	am   *agent.Metrics
+	rm   *replica.Metrics
 
 	started time.Time
+
+	// mu guards the config and the roles built from it, which a reload
+	// replaces; readers take a snapshot (config, roles).
+	mu       sync.RWMutex
+	cfg      *config.Config
+	parts    []*part // in config order: folders, then replicas
+	agents   []*agent.Agent
+	replicas []*replica.Replica
+	reloaded chan struct{} // closed and replaced by every reload
+	reloadMu sync.Mutex    // one reload at a time
+
+	consent *consents
 
 	verifyMu   sync.Mutex // guards lastVerify
 	lastVerify map[*replica.Replica]*restore.VerifyReport
 
 	closeOnce sync.Once
-	runMu     sync.Mutex // guards cancel
+	runMu     sync.Mutex // guards cancel, runCtx, runErr and the parts' cancel and done
 	cancel    context.CancelFunc
+	runCtx    context.Context // the context parts run under; set by Run
+	runErr    error           // the first part that failed
+	partsWG   sync.WaitGroup
 	done      chan struct{}
 }
 
@@ -122,7 +136,7 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		o.registerer, o.gatherer = r, r
 	}
 	n := &Node{cfg: cfg, opts: o, log: o.logger, done: make(chan struct{}), started: time.Now(),
-		lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
+		reloaded: make(chan struct{}), consent: newConsents(), lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
 
 	key, id, err := mesh.LoadKey(cfg.IdentityPath())
 	if err != nil {
@@ -151,35 +165,24 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	am := agent.NewMetrics(o.registerer)
-	rm := replica.NewMetrics(o.registerer)
-	for i := range cfg.Folders {
-		a, err := n.newAgent(&cfg.Folders[i], am)
+	n.am = agent.NewMetrics(o.registerer)
+	n.rm = replica.NewMetrics(o.registerer)
+	var parts []*part
+	for _, w := range wantedParts(cfg) {
+		p, err := n.build(cfg, w)
 		if err != nil {
+			for _, p := range parts {
+				p.close()
+			}
 			return nil, err
 		}
-		n.agents = append(n.agents, a)
+		parts = append(parts, p)
 	}
-	for _, bf := range cfg.BackupFor {
-		pc, _ := cfg.PeerByName(bf.Peer)
-		src, err := peer.Decode(pc.ID)
-		if err != nil {
-			return nil, fmt.Errorf("node: backup_for peer %q: %w", bf.Peer, err)
-		}
-		for _, f := range bf.Folders {
-			r, err := replica.New(replica.Config{Source: src, SourceName: bf.Peer, Folder: f,
-				Retention: bf.Retention.D(), DataDir: dataDir, DB: n.db, Net: n.net, Logger: n.log,
-				Metrics: rm, OnBaseline: o.onBaseline, StageFiles: o.stageFiles, StageBytes: o.stageBytes,
-				ProblemRetry: o.problemRetry, Faults: o.replicaFaults})
-			if err != nil {
-				return nil, err
-			}
-			n.replicas = append(n.replicas, r)
-		}
-	}
-	n.srv = agent.NewServer(id, n.agentFor, n.log, am, n.peerName)
+	n.setPartsLocked(parts)
+	n.srv = agent.NewServer(id, n.agentFor, n.log, n.am, n.peerName)
 	n.net.Handle(mesh.ProtoSync, n.srv.HandleSync)
 	n.net.Handle(mesh.ProtoAck, n.srv.HandleAck)
+	n.net.Handle(mesh.ProtoHello, n.handleHello)
 	ok = true
 	return n, nil
 }
@@ -190,24 +193,9 @@ func newMesh(cfg *config.Config, key crypto.PrivKey, id peer.ID, o options) (tra
 	if err != nil {
 		return nil, err
 	}
-	var peers []mesh.Peer
-	for i, p := range cfg.Peers {
-		pid, err := peer.Decode(p.ID)
-		if err != nil {
-			return nil, fmt.Errorf("node: peers[%d].id: %w", i, err)
-		}
-		if pid == id {
-			return nil, fmt.Errorf("node: peers[%d] (%s) is this node itself", i, p.Name)
-		}
-		mp := mesh.Peer{Name: p.Name, ID: pid}
-		for _, a := range p.Addrs {
-			ma, err := multiaddr.NewMultiaddr(a)
-			if err != nil {
-				return nil, fmt.Errorf("node: peers[%d].addrs: %w", i, err)
-			}
-			mp.Addrs = append(mp.Addrs, ma)
-		}
-		peers = append(peers, mp)
+	peers, err := meshPeers(cfg, id)
+	if err != nil {
+		return nil, err
 	}
 	m, err := mesh.New(context.Background(), mesh.Config{
 		Key:         key,
@@ -244,20 +232,20 @@ func streamLimits(cfg *config.Config) mesh.Limits {
 	return mesh.Limits{SyncStreams: max(32, 4*most+8), AckStreams: max(8, most+4)}
 }
 
-// newAgent wires the agent of folder fc: its journal, watcher and topic.
-func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent, error) {
-	cfg := n.cfg
+// newAgent wires the agent of folder fc of cfg: its journal, watcher and
+// topic.
+func (n *Node) newAgent(cfg *config.Config, fc *config.FolderConfig) (*agent.Agent, transport.Topic, error) {
 	root := fc.AbsPath(cfg.Home)
 	rules, rulesErr := agent.NewRules(root, fc.Ignore)
 	if rules == nil {
-		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, rulesErr)
+		return nil, nil, fmt.Errorf("node: folder %q: %w", fc.ID, rulesErr)
 	}
 	var backups []peer.ID
 	for _, name := range fc.BackupTo {
 		pc, _ := cfg.PeerByName(name)
 		pid, err := peer.Decode(pc.ID)
 		if err != nil {
-			return nil, fmt.Errorf("node: folder %q: backup %q: %w", fc.ID, name, err)
+			return nil, nil, fmt.Errorf("node: folder %q: backup %q: %w", fc.ID, name, err)
 		}
 		backups = append(backups, pid)
 	}
@@ -275,7 +263,7 @@ func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent
 	jr, err := journal.Open(jdir, journal.WithSync(sync), journal.WithLogger(log), journal.WithSegmentSize(seg),
 		journal.WithRegisterer(n.opts.registerer, map[string]string{"folder": fc.ID}))
 	if err != nil {
-		return nil, fmt.Errorf("node: folder %q: journal %s: %w", fc.ID, jdir, err)
+		return nil, nil, fmt.Errorf("node: folder %q: journal %s: %w", fc.ID, jdir, err)
 	}
 	var j journal.Log = jr
 	if n.opts.journal != nil {
@@ -288,25 +276,26 @@ func (n *Node) newAgent(fc *config.FolderConfig, m *agent.Metrics) (*agent.Agent
 	})
 	if err != nil {
 		j.Close()
-		return nil, fmt.Errorf("node: folder %q: watch %s: %w", fc.ID, root, err)
+		return nil, nil, fmt.Errorf("node: folder %q: watch %s: %w", fc.ID, root, err)
 	}
 	topic, err := n.net.JoinFolder(n.id, fc.ID, backups)
 	if err != nil {
 		j.Close()
-		return nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
+		return nil, nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
 	}
 	a, err := agent.New(agent.Config{Folder: fc.ID, Root: root, Rules: rules, Backups: backups,
 		Journal: j, DB: n.db, Watcher: w, Topic: topic, JournalMaxBytes: cfg.Node.JournalMaxBytes,
-		Logger: n.log, Metrics: m, PeerName: n.peerName, ProblemRetry: n.opts.problemRetry, ReadFaults: n.opts.readFaults})
+		Logger: n.log, Metrics: n.am, PeerName: n.peerName, ProblemRetry: n.opts.problemRetry, ReadFaults: n.opts.readFaults})
 	if err != nil {
+		topic.Close()
 		j.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if rulesErr != nil {
 		// the folder is protected with the config's patterns meanwhile
 		a.ReportIgnoreFile(rulesErr)
 	}
-	return a, nil
+	return a, topic, nil
 }
 
 // ID is the node's peer ID.
@@ -325,35 +314,59 @@ func (n *Node) Run(ctx context.Context) error {
 		return errors.New("node: Run called twice")
 	}
 	n.cancel = cancel
+	n.runCtx = ctx
 	n.runMu.Unlock()
 	defer close(n.done)
+	defer n.partsWG.Wait()
 	defer cancel()
 	defer n.srv.Stop()
-	g, ctx := errgroup.WithContext(ctx)
-	network, addr := n.cfg.ControlAddr()
-	if err := control.Serve(ctx, g, network, addr, n); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	cfg := n.config()
+	network, addr := cfg.ControlAddr()
+	if err := control.Serve(gctx, g, network, addr, n); err != nil {
 		return err
 	}
-	if err := n.startMetrics(ctx, g); err != nil {
+	if err := n.startMetrics(gctx, g); err != nil {
 		cancel()
 		g.Wait()
 		return err
 	}
-	g.Go(func() error { return n.net.Run(ctx) })
-	g.Go(func() error { return n.runScrub(ctx) })
-	for _, a := range n.agents {
-		g.Go(func() error { return a.Run(ctx) })
+	g.Go(func() error { return n.net.Run(gctx) })
+	g.Go(func() error { return n.runScrub(gctx) })
+	g.Go(func() error {
+		<-gctx.Done() // a failing part cancels ctx and sets runErr
+		n.runMu.Lock()
+		defer n.runMu.Unlock()
+		return n.runErr
+	})
+	n.mu.RLock()
+	parts := n.parts
+	n.mu.RUnlock()
+	for _, p := range parts {
+		n.startPart(p)
 	}
-	for _, r := range n.replicas {
-		g.Go(func() error { return r.Run(ctx) })
-	}
-	n.log.Info("node running", "peer", n.id.String(), "name", n.cfg.Node.Name,
-		"addrs", fmt.Sprint(n.net.Addrs()), "folders", len(n.agents), "replicas", len(n.replicas))
+	var consentWG sync.WaitGroup
+	defer consentWG.Wait()
+	n.startConsent(ctx, &consentWG)
+	agents, replicas := n.roles()
+	n.log.Info("node running", "peer", n.id.String(), "name", cfg.Node.Name,
+		"addrs", fmt.Sprint(n.net.Addrs()), "folders", len(agents), "replicas", len(replicas))
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// failRun stops the node because a part failed with err.
+func (n *Node) failRun(err error) {
+	n.runMu.Lock()
+	if n.runErr == nil {
+		n.runErr = err
+	}
+	cancel := n.cancel
+	n.runMu.Unlock()
+	cancel()
 }
 
 // Close stops a running node, waits for it, and releases its resources.
@@ -375,8 +388,11 @@ func (n *Node) Close() error {
 // closeParts closes what New opened: journals, network, database.
 func (n *Node) closeParts() error {
 	var err error
-	for _, a := range n.agents {
-		err = errors.Join(err, a.Close())
+	n.mu.RLock()
+	parts := n.parts
+	n.mu.RUnlock()
+	for _, p := range parts {
+		err = errors.Join(err, p.close())
 	}
 	if n.srv != nil {
 		n.srv.Stop()
@@ -388,7 +404,8 @@ func (n *Node) closeParts() error {
 }
 
 func (n *Node) agentFor(folder string) *agent.Agent {
-	for _, a := range n.agents {
+	agents, _ := n.roles()
+	for _, a := range agents {
 		if a.ID() == folder {
 			return a
 		}
@@ -398,7 +415,7 @@ func (n *Node) agentFor(folder string) *agent.Agent {
 
 func (n *Node) peerName(id peer.ID) string {
 	if id == n.id {
-		return n.cfg.Node.Name
+		return n.config().Node.Name
 	}
 	return n.net.PeerName(id)
 }

@@ -18,7 +18,7 @@ import (
 // data is what restore, verify and history read of a running replica.
 func (n *Node) data(r *replica.Replica) *restore.Replica {
 	return &restore.Replica{DB: n.db, History: r.History(), Root: r.Root(), Source: r.Source().String(),
-		SourceName: r.SourceName(), Folder: r.Folder(), Rows: r.Rows(), DataDir: n.cfg.DataPath(),
+		SourceName: r.SourceName(), Folder: r.Folder(), Rows: r.Rows(), DataDir: n.config().DataPath(),
 		Log:      n.log.With("subsystem", "restore", "source", r.SourceName(), "folder", r.Folder()),
 		Retained: r.Retention() > 0, Live: r}
 }
@@ -27,25 +27,27 @@ func (n *Node) data(r *replica.Replica) *restore.Replica {
 // folder ("" matches any); ErrNoReplica when one was named and none matches.
 func (n *Node) replicasOf(source, folder string) ([]*replica.Replica, error) {
 	var out []*replica.Replica
-	for _, r := range n.replicas {
+	_, replicas := n.roles()
+	for _, r := range replicas {
 		if (source == "" || restore.MatchSource(source, r.Source().String(), r.SourceName())) && (folder == "" || r.Folder() == folder) {
 			out = append(out, r)
 		}
 	}
 	if len(out) == 0 && (source != "" || folder != "") {
-		return nil, restore.NoReplica(source, folder, n.cfg.File)
+		return nil, restore.NoReplica(source, folder, n.config().File)
 	}
 	return out, nil
 }
 
 // findReplica returns the running replica of folder from source.
 func (n *Node) findReplica(source, folder string) (*replica.Replica, error) {
-	for _, r := range n.replicas {
+	_, replicas := n.roles()
+	for _, r := range replicas {
 		if restore.MatchSource(source, r.Source().String(), r.SourceName()) && r.Folder() == folder {
 			return r, nil
 		}
 	}
-	return nil, restore.NoReplica(source, folder, n.cfg.File)
+	return nil, restore.NoReplica(source, folder, n.config().File)
 }
 
 // Restore writes the state of a replica held by this running node into
@@ -202,21 +204,38 @@ func HistoryOffline(cfg *config.Config, source, folder, p string) ([]history.Ver
 // runScrub verifies every replica every scrub_interval (0: never) and logs
 // the problems found; the reports are in the status (LastVerify).
 func (n *Node) runScrub(ctx context.Context) error {
-	every := n.cfg.Node.ScrubInterval.D()
-	if every <= 0 || len(n.replicas) == 0 {
-		<-ctx.Done()
-		return nil
-	}
 	log := n.log.With("subsystem", "scrub")
-	t := time.NewTicker(every)
-	defer t.Stop()
+	last := time.Now()
 	for {
+		// a reload may change the interval or the replicas
+		n.mu.RLock()
+		every, reloaded := n.cfg.Node.ScrubInterval.D(), n.reloaded
+		n.mu.RUnlock()
+		var due <-chan time.Time
+		var t *time.Timer
+		if every > 0 {
+			t = time.NewTimer(time.Until(last.Add(every)))
+			due = t.C
+		}
+		fired := false
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
+		case <-reloaded:
+		case <-due:
+			fired = true
 		}
-		for _, r := range n.replicas {
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !fired {
+			continue
+		}
+		last = time.Now()
+		_, replicas := n.roles()
+		for _, r := range replicas {
 			// verify, and repair from the source what is wrong when it is
 			// online (else the problems stay in the report until the next
 			// scrub or `vigil repair`)

@@ -48,7 +48,7 @@ func runHistory(ctx context.Context, g *globals, stdout io.Writer, source, folde
 	case folder == "":
 		return usageErrorf("history: --folder is required")
 	}
-	cfg, err := g.LoadConfig()
+	cfg, err := g.LoadClientConfig()
 	if err != nil {
 		return err
 	}

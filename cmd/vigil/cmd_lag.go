@@ -71,7 +71,7 @@ func runLag(ctx context.Context, g *globals, stdout io.Writer, o lagOptions) err
 		}
 		wait = d
 	}
-	cfg, err := g.LoadConfig()
+	cfg, err := g.LoadClientConfig()
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func runPoints(ctx context.Context, g *globals, stdout io.Writer, o pointsOption
 	if err != nil {
 		return err
 	}
-	cfg, err := g.LoadConfig()
+	cfg, err := g.LoadClientConfig()
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func newRepairCmd() *cobra.Command {
 }
 
 func runRepair(ctx context.Context, g *globals, stdout io.Writer, source, folder string, asJSON bool) error {
-	cfg, err := g.LoadConfig()
+	cfg, err := g.LoadClientConfig()
 	if err != nil {
 		return err
 	}

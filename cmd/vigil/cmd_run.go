@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,8 @@ func newRunCmd() *cobra.Command {
 		Short: "Run the node in the foreground until SIGINT or SIGTERM",
 		Long: "run starts the node described by vigil.yaml: it protects its folders, keeps the folders\n" +
 			"it backs up for others and serves the control endpoint, until SIGINT or SIGTERM; then it\n" +
-			"stops cleanly (journal flushed, state saved). A second signal during shutdown kills it.",
+			"stops cleanly (journal flushed, state saved). A second signal during shutdown kills it.\n" +
+			"SIGHUP makes it read vigil.yaml again (see `vigil reload`).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cpuProfile != "" {
@@ -63,10 +65,12 @@ func runNode(ctx context.Context, g *globals) error {
 	// Errors of New and Run name their package ("node: ", "mesh: ",
 	// "control: ", ...): returned as they are, with no prefix that would
 	// repeat it ("start node: node: ...").
-	n, err := node.New(cfg, node.WithLogger(logger), prog.Option())
+	n, err := node.New(cfg, node.WithLogger(logger), prog.Option(), node.WithConfigLoader(g.LoadConfig))
 	if err != nil {
 		return err
 	}
+	stopHUP := reloadOnHUP(n, logger)
+	defer stopHUP()
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -75,6 +79,7 @@ func runNode(ctx context.Context, g *globals) error {
 
 	// n.Run logs "node running" once it listens, with its peer ID and addresses.
 	runErr := n.Run(ctx)
+	stopHUP() // no reload while the node closes
 	stopping := ctx.Err() != nil
 	if stopping {
 		logger.Info("stopping node")
@@ -100,5 +105,36 @@ func tuneGC() {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(512 << 20)
+	}
+}
+
+// reloadOnHUP reloads the config of n on every SIGHUP until the returned
+// func is called; a refused config is logged and the node goes on.
+func reloadOnHUP(n *node.Node, logger *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reading the config again")
+				if _, err := n.Reload(context.Background()); err != nil {
+					logger.Error("reload", "err", err)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(hup)
+			close(done)
+			<-finished
+		})
 	}
 }

@@ -35,7 +35,7 @@ func newStatusCmd() *cobra.Command {
 }
 
 func runStatus(ctx context.Context, g *globals, stdout io.Writer, asJSON bool) error {
-	cfg, err := g.LoadConfig()
+	cfg, err := g.LoadClientConfig()
 	if err != nil {
 		return err
 	}
@@ -91,6 +91,11 @@ func writeStatus(w io.Writer, st control.StatusReport, now time.Time) {
 			t.row(p.Name, shortID(p.ID), connected, strings.Join(uniqueStrings(p.Addrs), ", "), rtt)
 		}
 		t.flush()
+		for _, p := range peers {
+			if !p.Connected && p.Problem != "" {
+				fmt.Fprintf(w, "  %s not connected: %s\n", p.Name, p.Problem)
+			}
+		}
 	}
 
 	fmt.Fprintln(w, "\nFOLDERS")
@@ -110,21 +115,33 @@ func writeStatus(w io.Writer, st control.StatusReport, now time.Time) {
 	fmt.Fprintln(w, "\nREPLICAS")
 	if len(st.Replicas) == 0 {
 		fmt.Fprintln(w, "none held")
-		return
+	} else {
+		writeReplicas(w, st.Replicas)
 	}
-	reps := slices.Clone(st.Replicas)
+	writeStatusErrors(w, st, now)
+	if len(st.RefusedFolders) > 0 {
+		fmt.Fprintln(w, "\nASKED TO BACK UP, NOT KEPT (no backup_for entry)")
+		for _, r := range st.RefusedFolders {
+			fmt.Fprintf(w, "  %s/%s (asked since %s): add it to backup_for to keep it\n",
+				peerLabel(r.SourceName, r.Source), r.Folder, relativeTime(&r.Since, now))
+		}
+	}
+}
+
+// writeReplicas writes the REPLICAS table.
+func writeReplicas(w io.Writer, replicas []control.ReplicaReport) {
+	reps := slices.Clone(replicas)
 	slices.SortStableFunc(reps, func(a, b control.ReplicaReport) int {
 		return cmp.Or(cmp.Compare(peerLabel(a.SourceName, a.Source), peerLabel(b.SourceName, b.Source)),
 			cmp.Compare(a.Source, b.Source), cmp.Compare(a.Folder, b.Folder))
 	})
-	t = newTable(w, "SOURCE", "FOLDER", "STATE", "FILES", "SIZE", "APPLIED/HEAD", "BASELINE", "CHUNKS FETCHED", "LAST ERROR")
+	t := newTable(w, "SOURCE", "FOLDER", "STATE", "FILES", "SIZE", "APPLIED/HEAD", "BASELINE", "CHUNKS FETCHED", "LAST ERROR")
 	for _, r := range reps {
 		t.row(peerLabel(r.SourceName, r.Source), r.Folder, r.State, strconv.Itoa(r.Files), humanBytes(r.Bytes),
 			strconv.FormatUint(r.AppliedSeq, 10)+"/"+strconv.FormatUint(r.HeadSeq, 10),
 			baselineCell(r), strconv.FormatInt(r.ChunksFetched, 10), r.LastError)
 	}
 	t.flush()
-	writeStatusErrors(w, st, now)
 }
 
 // writeStatusErrors lists what keeps folders and replicas from being

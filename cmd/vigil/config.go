@@ -50,6 +50,30 @@ func loadConfig(home string) (*config.Config, error) {
 	return parseConfig(path, data)
 }
 
+// loadClientConfig loads the config of a command that only asks the
+// running node. A file that decodes but fails validation still gives the
+// control address: the node runs with the config it loaded, and lag or
+// status must go on answering while the file is being fixed. The problem
+// is printed to stderr as a warning.
+func loadClientConfig(home string, stderr io.Writer) (*config.Config, error) {
+	cfg, err := loadConfig(home)
+	var ce *config.Error
+	if err == nil || !errors.As(err, &ce) {
+		return cfg, err
+	}
+	path := filepath.Join(home, configFileName)
+	data, rerr := os.ReadFile(path)
+	if rerr != nil || len(data) > maxConfigSize {
+		return nil, err
+	}
+	loose, lerr := decodeConfig(path, data)
+	if lerr != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "vigil: warning: %s\nvigil: warning: the running node keeps the config it loaded; `vigil reload` applies the file once fixed\n", errorLine(err))
+	return loose, nil
+}
+
 // parseConfig decodes a config document, fills in defaults and validates it.
 // path names the file in errors, and its directory is the config's Home.
 func parseConfig(path string, data []byte) (*config.Config, error) {
@@ -65,15 +89,10 @@ func parseConfig(path string, data []byte) (*config.Config, error) {
 		return nil, err
 	}
 
-	cfg := &config.Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlConfigError(path, err)
+	cfg, err := decodeConfig(path, data)
+	if err != nil {
+		return nil, err
 	}
-	cfg.File = path
-	cfg.Home = filepath.Dir(path)
-	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) && ce.Line == 0 {
@@ -84,6 +103,21 @@ func parseConfig(path string, data []byte) (*config.Config, error) {
 	if err := checkNotSelf(cfg, lines); err != nil {
 		return nil, err
 	}
+	return cfg, nil
+}
+
+// decodeConfig decodes a config document and fills in defaults, with no
+// validation.
+func decodeConfig(path string, data []byte) (*config.Config, error) {
+	cfg := &config.Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlConfigError(path, err)
+	}
+	cfg.File = path
+	cfg.Home = filepath.Dir(path)
+	cfg.SetDefaults()
 	return cfg, nil
 }
 

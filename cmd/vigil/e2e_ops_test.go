@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -302,4 +303,86 @@ func TestE2EMetricsServeRuntimeProcessBuildInfoAndStreamByteCounter(t *testing.T
 	if !found {
 		t.Errorf("no sample %s on /metrics", wantInfo)
 	}
+}
+
+// A folder added to vigil.yaml is protected and backed up without a
+// restart: the backup reloads on SIGHUP, the source on `vigil reload`. An
+// invalid file is then refused with the config error (exit 2) and the
+// node goes on with what it runs.
+func TestE2EReloadAddsAFolderToRunningNodesAndRefusesABadConfig(t *testing.T) {
+	m := newE2EMesh(t)
+	lap, nas := m.node("laptop"), m.node("nas")
+	lap.allow(nas)
+	nas.allow(lap)
+	docs, photos := m.dir("docs"), m.dir("photos")
+	mustWrite(t, filepath.Join(docs, "a.txt"), []byte("a"), 0o644)
+	mustWrite(t, filepath.Join(photos, "p.jpg"), []byte("jpeg"), 0o644)
+	lap.protect("docs", docs, nas)
+	nas.keepFor(lap, "docs")
+	nas.start()
+	lap.start()
+	lap.waitSynced()
+	pid := nas.process().Pid
+
+	nas.keepFor(lap, "photos")
+	nas.writeConfig()
+	if err := nas.process().Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 20*time.Second, "nas to keep laptop/photos after SIGHUP", func() bool {
+		for _, r := range nas.status().Replicas {
+			if r.Folder == "photos" {
+				return true
+			}
+		}
+		return false
+	})
+	lap.protect("photos", photos, nas)
+	lap.writeConfig()
+	code, out, errOut := m.vigil(20*time.Second, "reload", "--home", lap.home)
+	if code != 0 || !strings.Contains(out, "folder photos") {
+		t.Fatalf("vigil reload: exit %d\n%s%s", code, out, errOut)
+	}
+	mustWrite(t, filepath.Join(photos, "q.jpg"), []byte("jpeg2"), 0o644)
+	lap.waitSynced()
+	requireSameTree(t, photos, nas.replicaDir(lap, "photos"))
+	requireSameTree(t, docs, nas.replicaDir(lap, "docs"))
+	if nas.process().Pid != pid {
+		t.Fatal("nas restarted")
+	}
+
+	// an invalid file: refused, the running config kept
+	cfgPath := filepath.Join(lap.home, "vigil.yaml")
+	lap.folders[1].path = filepath.Join(photos, "no-such-dir")
+	lap.writeConfig()
+	code, _, errOut = m.vigil(20*time.Second, "reload", "--home", lap.home)
+	if code != 2 || !strings.Contains(errOut, cfgPath+":") || !strings.Contains(errOut, "folders[1].path") {
+		t.Fatalf("vigil reload of a bad config: exit %d, want 2 naming %s and folders[1].path; stderr: %s", code, cfgPath, errOut)
+	}
+	if err := lap.process().Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 20*time.Second, "the refused SIGHUP reload in the log", func() bool {
+		data, _ := os.ReadFile(lap.logPath)
+		return strings.Contains(string(data), "reload refused")
+	})
+	// lag still answers, with a warning naming the problem of the file
+	code, _, errOut = m.vigil(20*time.Second, "lag", "--home", lap.home)
+	if code != 0 || !strings.Contains(errOut, "warning: "+cfgPath) || !strings.Contains(errOut, "keeps the config it loaded") {
+		t.Fatalf("vigil lag with a bad file: exit %d, stderr: %s", code, errOut)
+	}
+	mustWrite(t, filepath.Join(photos, "r.jpg"), []byte("jpeg3"), 0o644)
+	lap.waitSynced()
+	requireSameTree(t, photos, nas.replicaDir(lap, "photos"))
+}
+
+// process is n's running `vigil run`.
+func (n *e2eNode) process() *os.Process {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		n.t.Fatalf("%s: not running", n.name)
+	}
+	return n.cmd.Process
 }

@@ -92,6 +92,7 @@ func newRootCmd() (*cobra.Command, *globals) {
 	root.AddCommand(newHistoryCmd())
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newPointsCmd())
+	root.AddCommand(newReloadCmd())
 
 	// `vigil completion bash|zsh|fish|powershell`: cobra's generator, made
 	// here rather than at Execute so that it can be marked as needing no
@@ -168,6 +169,10 @@ func (g *globals) Home() string { return g.home }
 
 // LoadConfig loads and validates Home()/vigil.yaml.
 func (g *globals) LoadConfig() (*config.Config, error) { return loadConfig(g.home) }
+
+// LoadClientConfig loads the config of a command that only asks the
+// running node (see loadClientConfig).
+func (g *globals) LoadClientConfig() (*config.Config, error) { return loadClientConfig(g.home, g.stderr) }
 
 // Logger returns a logger writing to stderr in the --log-format and at the
 // --log-level asked for.

@@ -64,6 +64,9 @@ type StatusReport struct {
 	Folders      []FolderReport  `json:"folders"`
 	Replicas     []ReplicaReport `json:"replicas"`
 	JournalBytes int64           `json:"journal_bytes"`
+	// RefusedFolders are folders peers name this node a backup of that
+	// it has no backup_for entry for.
+	RefusedFolders []RefusedFolder `json:"refused_folders,omitempty"`
 }
 
 // PeerReport is one configured peer.
@@ -73,6 +76,10 @@ type PeerReport struct {
 	Connected bool     `json:"connected"`
 	Addrs     []string `json:"addrs"`
 	RTTMillis float64  `json:"rtt_ms"`
+	// Problem says why the peer is not connected, when known (a peer ID
+	// that does not match, a peer that does not list this node, nothing
+	// listening at its address...).
+	Problem string `json:"problem,omitempty"`
 }
 
 // FolderReport is one protected folder.
@@ -119,4 +126,28 @@ type RepairReport struct {
 	Folder     string               `json:"folder"`
 	Before     restore.VerifyReport `json:"before"`
 	After      restore.VerifyReport `json:"after"`
+}
+
+// ReloadReport is what a config reload changed (POST /v1/reload): parts
+// are named "folder ID", "replica PEER/FOLDER", "peer NAME" or a node
+// setting.
+type ReloadReport struct {
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	Changed []string `json:"changed"`
+	// NeedsRestart lists changed settings that take effect at the next
+	// start (node.listen, node.control, node.metrics).
+	NeedsRestart []string `json:"needs_restart,omitempty"`
+	// Errors names the parts that could not be started; the next reload
+	// tries them again.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// RefusedFolder is a folder a peer asked this node to back up (it names
+// this node in backup_to) that this node has no backup_for entry for.
+type RefusedFolder struct {
+	Source     string    `json:"source"`
+	SourceName string    `json:"source_name"`
+	Folder     string    `json:"folder"`
+	Since      time.Time `json:"since"`
 }

@@ -77,6 +77,7 @@ func Serve(ctx context.Context, g *errgroup.Group, network, addr string, b Backe
 	})
 	registerHistoryHandlers(mux, b)
 	registerRepairHandlers(mux, b)
+	registerReloadHandlers(mux, b)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

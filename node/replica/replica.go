@@ -48,7 +48,7 @@ const (
 type Transport interface {
 	Connected(p peer.ID) bool
 	WaitConnected(ctx context.Context, p peer.ID) error
-	OnConnect(fn func(peer.ID))
+	OnConnect(fn func(peer.ID)) (cancel func())
 	Open(ctx context.Context, p peer.ID, proto protocol.ID) (transport.Stream, error)
 	JoinFolder(source peer.ID, folder string, members []peer.ID) (transport.Topic, error)
 }
@@ -278,6 +278,7 @@ func (r *Replica) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("replica: replica %s/%s: %w", r.sourceName, r.folder, err)
 	}
+	defer topic.Close() // a replica stopped by a reload leaves the topic
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -301,11 +302,11 @@ func (r *Replica) Run(ctx context.Context) error {
 		defer wg.Done()
 		r.ackLoop(ctx)
 	}()
-	r.net.OnConnect(func(p peer.ID) {
+	defer r.net.OnConnect(func(p peer.ID) {
 		if p == r.source {
 			r.poke(r.kick)
 		}
-	})
+	})()
 	r.gap = time.NewTimer(time.Hour)
 	r.gap.Stop()
 	defer r.gap.Stop()

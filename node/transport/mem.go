@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -52,8 +53,8 @@ func linkKey(a, b peer.ID) [2]peer.ID {
 // allow-list) to their names. The node is connected to every peer that
 // has joined and lists it in turn.
 func (h *Hub) Join(id peer.ID, peers map[peer.ID]string) *MemNet {
-	n := &MemNet{hub: h, id: id, peers: peers, handlers: make(map[protocol.ID]Handler),
-		topics: make(map[string]*memTopic), streams: make(map[*memStream]peer.ID),
+	n := &MemNet{hub: h, id: id, peers: maps.Clone(peers), handlers: make(map[protocol.ID]Handler),
+		topics: make(map[string]*memTopic), streams: make(map[*memStream]peer.ID), onConnect: make(map[int]func(peer.ID)),
 		changed: make(chan struct{}), closed: make(chan struct{})}
 	h.mu.Lock()
 	if old := h.nodes[id]; old != nil {
@@ -83,6 +84,77 @@ func (h *Hub) linkedLocked(a, b *MemNet) bool {
 	_, ab := a.peers[b.id]
 	_, ba := b.peers[a.id]
 	return ab && ba
+}
+
+// peer returns the name of p in n's allow-list and whether it is there.
+func (n *MemNet) peer(p peer.ID) (string, bool) {
+	n.hub.mu.Lock()
+	defer n.hub.mu.Unlock()
+	name, ok := n.peers[p]
+	return name, ok
+}
+
+// problem says why n is not connected to p (named name), like the mesh
+// does: the hub knows whether p runs and lists n.
+func (h *Hub) problem(n *MemNet, p peer.ID, name string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	o := h.nodes[p]
+	switch {
+	case o == nil || o.isClosed():
+		return fmt.Sprintf("nothing listens for %s (not running)", name)
+	case h.cut[linkKey(n.id, p)]:
+		return fmt.Sprintf("no route to %s (partitioned)", name)
+	}
+	if _, ok := o.peers[n.id]; !ok {
+		return fmt.Sprintf("%s closed the connection right after the handshake: it probably does not list this node (%s) in its peers", name, n.id)
+	}
+	return ""
+}
+
+// SetPeers replaces n's allow-list: links to peers no longer listed are
+// cut (their streams reset), links that now exist come up.
+func (n *MemNet) SetPeers(peers []mesh.Peer) error {
+	set := make(map[peer.ID]string, len(peers))
+	for _, p := range peers {
+		if p.ID == n.id {
+			return fmt.Errorf("transport: peer %q is this node itself", p.Name)
+		}
+		if _, dup := set[p.ID]; dup {
+			return fmt.Errorf("transport: duplicate peer %s", p.ID)
+		}
+		set[p.ID] = p.Name
+	}
+	h := n.hub
+	h.mu.Lock()
+	before := make(map[*MemNet]bool)
+	for _, o := range h.nodes {
+		if o != n {
+			before[o] = h.linkedLocked(n, o)
+		}
+	}
+	n.peers = set
+	var up, down []*MemNet
+	for o, was := range before {
+		switch now := h.linkedLocked(n, o); {
+		case now && !was:
+			up = append(up, o)
+		case was && !now:
+			down = append(down, o)
+		}
+	}
+	h.mu.Unlock()
+	for _, o := range down {
+		n.resetStreams(o.id)
+		o.resetStreams(n.id)
+		n.notify()
+		o.notify()
+	}
+	for _, o := range up {
+		o.connected(n.id)
+		n.connected(o.id)
+	}
+	return nil
 }
 
 func (h *Hub) linked(a, b peer.ID) (*MemNet, *MemNet, bool) {
@@ -136,24 +208,25 @@ func (h *Hub) SetDrop(drop func(from, to peer.ID, topic string) bool) {
 type MemNet struct {
 	hub   *Hub
 	id    peer.ID
-	peers map[peer.ID]string
+	peers map[peer.ID]string // guarded by hub.mu
 
-	mu        sync.Mutex
-	handlers  map[protocol.ID]Handler
-	topics    map[string]*memTopic
-	streams   map[*memStream]peer.ID // open ends of this node, by remote peer
-	onConnect []func(peer.ID)
-	changed   chan struct{} // closed and replaced on every connection change
-	closed    chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup // handlers and OnConnect calls
+	mu           sync.Mutex
+	handlers     map[protocol.ID]Handler
+	topics       map[string]*memTopic
+	streams      map[*memStream]peer.ID // open ends of this node, by remote peer
+	onConnect    map[int]func(peer.ID)
+	nextCallback int
+	changed      chan struct{} // closed and replaced on every connection change
+	closed       chan struct{}
+	closeOnce    sync.Once
+	wg           sync.WaitGroup // handlers and OnConnect calls
 }
 
 var _ Network = (*MemNet)(nil)
 
 func (n *MemNet) ID() peer.ID                   { return n.id }
 func (n *MemNet) Addrs() []multiaddr.Multiaddr  { return nil }
-func (n *MemNet) PeerName(p peer.ID) string     { return n.peers[p] }
+func (n *MemNet) PeerName(p peer.ID) string     { name, _ := n.peer(p); return name }
 func (n *MemNet) Connected(p peer.ID) bool      { _, _, ok := n.hub.linked(n.id, p); return ok }
 func (n *MemNet) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 func (n *MemNet) isClosed() bool {
@@ -166,9 +239,16 @@ func (n *MemNet) isClosed() bool {
 }
 
 func (n *MemNet) Peers() []mesh.PeerStatus {
+	n.hub.mu.Lock()
+	peers := maps.Clone(n.peers)
+	n.hub.mu.Unlock()
 	var out []mesh.PeerStatus
-	for id, name := range n.peers {
-		out = append(out, mesh.PeerStatus{ID: id, Name: name, Connected: n.Connected(id)})
+	for id, name := range peers {
+		st := mesh.PeerStatus{ID: id, Name: name, Connected: n.Connected(id)}
+		if !st.Connected {
+			st.Problem = n.hub.problem(n, id, name)
+		}
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b mesh.PeerStatus) int {
 		if a.Name < b.Name {
@@ -193,9 +273,9 @@ func (n *MemNet) notify() {
 func (n *MemNet) connected(p peer.ID) {
 	n.notify()
 	n.mu.Lock()
-	fns := slices.Clone(n.onConnect)
-	if n.isClosed() {
-		fns = nil
+	var fns []func(peer.ID)
+	if !n.isClosed() {
+		fns = slices.Collect(maps.Values(n.onConnect))
 	}
 	n.wg.Add(len(fns))
 	n.mu.Unlock()
@@ -208,7 +288,7 @@ func (n *MemNet) connected(p peer.ID) {
 }
 
 func (n *MemNet) WaitConnected(ctx context.Context, p peer.ID) error {
-	if _, ok := n.peers[p]; !ok {
+	if _, ok := n.peer(p); !ok {
 		return fmt.Errorf("transport: wait for %s: %w", p, mesh.ErrNotAllowed)
 	}
 	for {
@@ -228,10 +308,17 @@ func (n *MemNet) WaitConnected(ctx context.Context, p peer.ID) error {
 	}
 }
 
-func (n *MemNet) OnConnect(fn func(peer.ID)) {
+func (n *MemNet) OnConnect(fn func(peer.ID)) func() {
 	n.mu.Lock()
-	n.onConnect = append(n.onConnect, fn)
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	k := n.nextCallback
+	n.nextCallback++
+	n.onConnect[k] = fn
+	return func() {
+		n.mu.Lock()
+		delete(n.onConnect, k)
+		n.mu.Unlock()
+	}
 }
 
 func (n *MemNet) Handle(proto protocol.ID, h Handler) {
@@ -270,7 +357,7 @@ func (n *MemNet) resetStreams(remote peer.ID) {
 }
 
 func (n *MemNet) Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
-	if _, ok := n.peers[p]; !ok {
+	if _, ok := n.peer(p); !ok {
 		return nil, fmt.Errorf("transport: open %s to %s: %w", proto, p, mesh.ErrNotAllowed)
 	}
 	if err := ctx.Err(); err != nil {

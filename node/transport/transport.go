@@ -9,6 +9,7 @@ package transport
 import (
 	"context"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -57,8 +58,12 @@ type Network interface {
 	// WaitConnected returns once p is connected, or ctx's error.
 	WaitConnected(ctx context.Context, p peer.ID) error
 	// OnConnect registers fn, called (on a goroutine of its own) each time
-	// a configured peer becomes connected.
-	OnConnect(fn func(peer.ID))
+	// a configured peer becomes connected, until the returned func is
+	// called.
+	OnConnect(fn func(peer.ID)) (cancel func())
+	// SetPeers replaces the allow-list (a config reload): peers added are
+	// dialed, peers removed are disconnected and refused.
+	SetPeers(peers []mesh.Peer) error
 	Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error)
 	Handle(proto protocol.ID, h Handler)
 	// JoinFolder joins the topic of source's folder; only members receive
@@ -69,17 +74,54 @@ type Network interface {
 }
 
 // FromMesh adapts m.
-func FromMesh(m *mesh.Mesh) Network { return meshNet{m} }
+func FromMesh(m *mesh.Mesh) Network {
+	n := &meshNet{Mesh: m, callbacks: make(map[int]func(peer.ID))}
+	m.OnConnect(n.connected)
+	return n
+}
 
-type meshNet struct{ *mesh.Mesh }
+type meshNet struct {
+	*mesh.Mesh
+
+	mu        sync.Mutex
+	next      int
+	callbacks map[int]func(peer.ID) // OnConnect callbacks, by registration
+}
+
+// connected runs the callbacks registered now (the mesh calls it on a
+// goroutine of its own).
+func (m *meshNet) connected(p peer.ID) {
+	m.mu.Lock()
+	fns := make([]func(peer.ID), 0, len(m.callbacks))
+	for _, fn := range m.callbacks {
+		fns = append(fns, fn)
+	}
+	m.mu.Unlock()
+	for _, fn := range fns {
+		fn(p)
+	}
+}
+
+func (m *meshNet) OnConnect(fn func(peer.ID)) func() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.next
+	m.next++
+	m.callbacks[k] = fn
+	return func() {
+		m.mu.Lock()
+		delete(m.callbacks, k)
+		m.mu.Unlock()
+	}
+}
 
 var (
-	_ Network = meshNet{}
+	_ Network = (*meshNet)(nil)
 	_ Stream  = network.Stream(nil)
 	_ Topic   = (*mesh.Topic)(nil)
 )
 
-func (m meshNet) Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
+func (m *meshNet) Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
 	s, err := m.Mesh.Open(ctx, p, proto)
 	if err != nil {
 		return nil, err
@@ -87,14 +129,16 @@ func (m meshNet) Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream
 	return s, nil
 }
 
-func (m meshNet) Handle(proto protocol.ID, h Handler) {
+func (m *meshNet) Handle(proto protocol.ID, h Handler) {
 	m.Mesh.Handle(proto, func(p peer.ID, s network.Stream) { h(p, s) })
 }
 
-func (m meshNet) JoinFolder(source peer.ID, folder string, members []peer.ID) (Topic, error) {
+func (m *meshNet) JoinFolder(source peer.ID, folder string, members []peer.ID) (Topic, error) {
 	t, err := m.Mesh.JoinFolder(source, folder, members)
 	if err != nil {
 		return nil, err
 	}
 	return t, nil
 }
+
+func (m *meshNet) SetPeers(peers []mesh.Peer) error { return m.Mesh.SetPeers(peers) }

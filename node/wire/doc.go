@@ -66,6 +66,16 @@
 //	           message (at most 512 bytes), since (time) }, more errors
 //	           (how many did not fit)
 //
+// On a hello stream (/vigil/hello/1.0.0) a source asks a peer, once
+// connected, whether it backs up the folders the source names it a
+// designated backup of; the peer answers from its own config:
+//
+//	0x20 hello request   count (at most 1024), folder...
+//	     -> 0xA0 reply   count, { folder, accepted (1 byte, 0 or 1),
+//	                     reason (why not; at most 512 bytes) }...
+//
+// Both frames are at most 64 KiB.
+//
 // # Pubsub messages (topic /vigil/folder/1/<source>/<folder>)
 //
 // The first byte is the type. Only the folder's source may publish (the

@@ -220,3 +220,41 @@ func FuzzDecodePub(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeHelloReq(f *testing.F) {
+	f.Add(EncodeHelloReq([]string{"docs", "photos"}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fs, err := DecodeHelloReq(b)
+		if fuzzErr(t, err) {
+			return
+		}
+		fs2, err := DecodeHelloReq(EncodeHelloReq(fs))
+		if err != nil || len(fs2) != len(fs) {
+			t.Fatalf("round trip: %v", err)
+		}
+		for i := range fs {
+			if fs[i] != fs2[i] {
+				t.Fatal("round trip")
+			}
+		}
+	})
+}
+
+func FuzzDecodeHelloReply(f *testing.F) {
+	f.Add(EncodeHelloReply([]Consent{{Folder: "docs", Accepted: true}, {Folder: "photos", Reason: "no backup_for entry"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cs, err := DecodeHelloReply(b)
+		if fuzzErr(t, err) {
+			return
+		}
+		cs2, err := DecodeHelloReply(EncodeHelloReply(cs))
+		if err != nil || len(cs2) != len(cs) {
+			t.Fatalf("round trip: %v", err)
+		}
+		for i := range cs {
+			if cs[i] != cs2[i] {
+				t.Fatal("round trip")
+			}
+		}
+	})
+}
