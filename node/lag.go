@@ -85,6 +85,17 @@ func (n *Node) Lag() control.LagReport {
 	for _, r := range replicas {
 		rep.Pairs = append(rep.Pairs, n.replicaPair(r, now))
 	}
+	for i := range rep.Pairs {
+		p := &rep.Pairs[i]
+		if p.State != control.StateBaseline {
+			continue
+		}
+		if rate, ok := n.rates.rate(pairKey(p.Source, p.Folder, p.Target)); ok && rate > 0 {
+			p.BaselineBytesPerSecond = rate
+			eta := float64(max(p.BaselineTotalBytes-p.BaselineDoneBytes, 0)) / rate
+			p.BaselineETASeconds = &eta
+		}
+	}
 	return rep
 }
 

@@ -111,6 +111,7 @@ type Node struct {
 	reloadMu sync.Mutex    // one reload at a time
 
 	consent *consents
+	rates   *rates
 
 	verifyMu   sync.Mutex // guards lastVerify
 	lastVerify map[*replica.Replica]*restore.VerifyReport
@@ -136,7 +137,7 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		o.registerer, o.gatherer = r, r
 	}
 	n := &Node{cfg: cfg, opts: o, log: o.logger, done: make(chan struct{}), started: time.Now(),
-		reloaded: make(chan struct{}), consent: newConsents(), lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
+		reloaded: make(chan struct{}), consent: newConsents(), rates: newRates(), lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
 
 	key, id, err := mesh.LoadKey(cfg.IdentityPath())
 	if err != nil {
@@ -333,6 +334,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return n.net.Run(gctx) })
 	g.Go(func() error { return n.runScrub(gctx) })
+	g.Go(func() error { return n.sampleRates(gctx) })
 	g.Go(func() error {
 		<-gctx.Done() // a failing part cancels ctx and sets runErr
 		n.runMu.Lock()

@@ -280,11 +280,18 @@ func writeLagTable(w io.Writer, pairs []control.LagPair, now time.Time) {
 		return
 	}
 	fmt.Fprintln(w)
-	t = newTable(w, "BASELINE", "PROGRESS", "DONE")
+	t = newTable(w, "BASELINE", "PROGRESS", "DONE", "RATE", "ETA")
 	for _, p := range bars {
+		rate, eta := "-", "-"
+		if p.BaselineBytesPerSecond > 0 {
+			rate = humanBytes(int64(p.BaselineBytesPerSecond)) + "/s"
+		}
+		if p.BaselineETASeconds != nil {
+			eta = humanDuration(time.Duration(*p.BaselineETASeconds * float64(time.Second)).Round(time.Second))
+		}
 		t.row(peerLabel(p.SourceName, p.Source)+"/"+p.Folder+" -> "+peerLabel(p.TargetName, p.Target),
 			textBar(p.BaselineDoneBytes, p.BaselineTotalBytes, 30)+" "+percent(p.BaselineDoneBytes, p.BaselineTotalBytes),
-			humanBytes(p.BaselineDoneBytes)+" of "+humanBytes(p.BaselineTotalBytes))
+			humanBytes(p.BaselineDoneBytes)+" of "+humanBytes(p.BaselineTotalBytes), rate, eta)
 	}
 	t.flush()
 }

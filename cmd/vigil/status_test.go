@@ -60,9 +60,13 @@ func TestHumanFormatsReadLikeAPerson(t *testing.T) {
 func TestLagTableSortsPairsAndDrawsBaselineProgress(t *testing.T) {
 	now := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
 	applied := now.Add(-2 * time.Second)
+	eta := 64.2
 	pairs := []control.LagPair{
 		{Source: "S2", SourceName: "laptop", Folder: "photos", Target: "T1", TargetName: "nas", State: control.StateBaseline,
-			BaselineDoneBytes: 512 << 20, BaselineTotalBytes: 1 << 30, LagBytes: 512 << 20, LagSeconds: 61},
+			BaselineDoneBytes: 512 << 20, BaselineTotalBytes: 1 << 30, LagBytes: 512 << 20, LagSeconds: 61,
+			BaselineBytesPerSecond: 8 << 20, BaselineETASeconds: &eta},
+		{Source: "S3", SourceName: "phone", Folder: "dcim", Target: "T1", TargetName: "nas", State: control.StateBaseline,
+			BaselineTotalBytes: 1 << 20, LagBytes: 1 << 20},
 		{Source: "S2", SourceName: "laptop", Folder: "docs", Target: "T2", TargetName: "nas", State: control.StateCatchingUp,
 			HeadSeq: 120, AppliedSeq: 118, LagSeq: 2, LagBytes: 8192, LagSeconds: 0.35, LastApplied: &applied},
 		{Source: "S1", SourceName: "desk", Folder: "docs", Target: "T3", TargetName: "", State: control.StateLive,
@@ -77,15 +81,17 @@ desk    docs    T3      live         0 (7/7)       0 B       0        2s ago
 laptop  docs    cloud   offline      20 (100/120)  3.00 MiB  4000     never
 laptop  docs    nas     catching-up  2 (118/120)   8.00 KiB  0.35     2s ago
 laptop  photos  nas     baseline     0 (0/0)       512 MiB   61.0     never
+phone   dcim    nas     baseline     0 (0/0)       1.00 MiB  0        never
 
-BASELINE              PROGRESS                              DONE
-laptop/photos -> nas  [===============>              ] 50%  512 MiB of 1.00 GiB
+BASELINE              PROGRESS                              DONE                 RATE        ETA
+laptop/photos -> nas  [===============>              ] 50%  512 MiB of 1.00 GiB  8.00 MiB/s  1m04s
+phone/dcim -> nas     [                              ] 0%   0 B of 1.00 MiB      -           -
 `
 	if b.String() != want {
 		t.Errorf("lag table:\n%s\nwant:\n%s", b.String(), want)
 	}
-	if got := len(pairsBehind(pairs)); got != 3 {
-		t.Errorf("pairsBehind = %d pairs, want 3", got)
+	if got := len(pairsBehind(pairs)); got != 4 {
+		t.Errorf("pairsBehind = %d pairs, want 4", got)
 	}
 }
 

@@ -24,21 +24,26 @@ type LagReport struct {
 
 // LagPair is the replication lag of one (source, folder, backup) pair.
 type LagPair struct {
-	Source             string     `json:"source"`
-	SourceName         string     `json:"source_name"`
-	Folder             string     `json:"folder"`
-	Target             string     `json:"target"`
-	TargetName         string     `json:"target_name"`
-	State              string     `json:"state"`
-	HeadSeq            uint64     `json:"head_seq"`
-	AppliedSeq         uint64     `json:"applied_seq"`
-	LagSeq             uint64     `json:"lag_seq"`
-	LagBytes           int64      `json:"lag_bytes"`
-	LagSeconds         float64    `json:"lag_seconds"`
-	BaselineDoneBytes  int64      `json:"baseline_done_bytes"`
-	BaselineTotalBytes int64      `json:"baseline_total_bytes"`
-	LastApplied        *time.Time `json:"last_applied"`
-	OfflineSince       *time.Time `json:"offline_since,omitempty"` // last time the backup was heard from
+	Source             string  `json:"source"`
+	SourceName         string  `json:"source_name"`
+	Folder             string  `json:"folder"`
+	Target             string  `json:"target"`
+	TargetName         string  `json:"target_name"`
+	State              string  `json:"state"`
+	HeadSeq            uint64  `json:"head_seq"`
+	AppliedSeq         uint64  `json:"applied_seq"`
+	LagSeq             uint64  `json:"lag_seq"`
+	LagBytes           int64   `json:"lag_bytes"`
+	LagSeconds         float64 `json:"lag_seconds"`
+	BaselineDoneBytes  int64   `json:"baseline_done_bytes"`
+	BaselineTotalBytes int64   `json:"baseline_total_bytes"`
+	// BaselineBytesPerSecond is the baseline's rate over the last ~10 s,
+	// and BaselineETASeconds the time left at that rate; absent until
+	// known (state baseline only).
+	BaselineBytesPerSecond float64    `json:"baseline_bytes_per_second,omitempty"`
+	BaselineETASeconds     *float64   `json:"baseline_eta_seconds,omitempty"`
+	LastApplied            *time.Time `json:"last_applied"`
+	OfflineSince           *time.Time `json:"offline_since,omitempty"` // last time the backup was heard from
 	// Errors is what keeps changes of this pair from being backed up: paths
 	// the source cannot read or the backup cannot write, a journal that
 	// cannot be written, a backup whose disk is full. Never null.
