@@ -41,7 +41,7 @@ func runRepair(ctx context.Context, g *globals, stdout io.Writer, source, folder
 	if err != nil {
 		return err
 	}
-	c := control.NewClient(cfg.ControlAddr())
+	c := newControlClient(cfg)
 	defer c.Close()
 	reps, err := c.Repair(ctx, source, folder)
 	if errors.Is(err, control.ErrNotRunning) {

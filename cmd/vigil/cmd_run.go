@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/node"
+	"github.com/vigil-mesh/vigil/node/control"
 )
 
 func newRunCmd() *cobra.Command {
@@ -48,6 +49,15 @@ func runNode(ctx context.Context, g *globals) error {
 	cfg, err := g.LoadConfig()
 	if err != nil {
 		return err
+	}
+	if network, _ := cfg.ControlAddr(); network != "unix" {
+		// A control endpoint on TCP answers only to the token of this
+		// home's control.token, made once and kept.
+		tok, err := control.LoadOrCreateToken(controlTokenPath(cfg))
+		if err != nil {
+			return err
+		}
+		ctx = control.ContextWithToken(ctx, tok)
 	}
 	prog := startBaselineProgress(g.stderr, cfg) // nil unless stderr is a terminal
 	defer prog.Close()
