@@ -28,7 +28,9 @@
 // goroutine where such a panic could not be recovered. Damage that leaves
 // a page's header intact (bytes inside a value that spans several pages,
 // flipped bits in a key) is not detected here and is read as data; the
-// decoders above (package node/index) check what they read.
+// decoders above (package node/index) check what they read. HoldDB locks
+// an index file without reading it and SetAside renames it to
+// <path>.damaged-<time>, for `vigil repair --rebuild-index`.
 //
 // # Chunk store
 //
