@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-mesh/vigil/node"
 	"github.com/vigil-mesh/vigil/node/control"
+	"github.com/vigil-mesh/vigil/store"
 )
 
 func newRunCmd() *cobra.Command {
@@ -75,7 +76,7 @@ func runNode(ctx context.Context, g *globals) error {
 	// repeat it ("start node: node: ...").
 	n, err := node.New(cfg, node.WithLogger(logger), prog.Option())
 	if err != nil {
-		return err
+		return damagedIndexError(g.Home(), err)
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -91,13 +92,22 @@ func runNode(ctx context.Context, g *globals) error {
 	}
 	closeErr := n.Close()
 	if runErr != nil && !(stopping && errors.Is(runErr, context.Canceled)) {
-		return runErr
+		return damagedIndexError(g.Home(), runErr)
 	}
 	if closeErr != nil {
 		return fmt.Errorf("stop node: %w", closeErr)
 	}
 	logger.Info("node stopped")
 	return nil
+}
+
+// damagedIndexError tells what to do about a damaged index: the error
+// already names the file.
+func damagedIndexError(home string, err error) error {
+	if !errors.Is(err, store.ErrDamaged) {
+		return err
+	}
+	return fmt.Errorf("%w; run `vigil repair --rebuild-index --home %s` to set it aside, then start the node: it rebuilds the index from its folders and from the sources of its replicas", err, home)
 }
 
 // tuneGC trades memory for CPU: a node streams chunk buffers through the
