@@ -148,7 +148,7 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data_dir %s: %w", dataDir, err)
 	}
-	n.db, err = store.OpenDB(filepath.Join(dataDir, "index.db"))
+	n.db, err = store.OpenDB(IndexPath(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +187,11 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 	ok = true
 	return n, nil
 }
+
+// IndexPath is where the node of cfg keeps its index database,
+// DATA_DIR/index.db: what New opens, and what `vigil repair
+// --rebuild-index` sets aside.
+func IndexPath(cfg *config.Config) string { return filepath.Join(cfg.DataPath(), "index.db") }
 
 // newMesh builds the libp2p mesh of the config.
 func newMesh(cfg *config.Config, key crypto.PrivKey, id peer.ID, o options) (transport.Network, error) {

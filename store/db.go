@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -32,22 +34,48 @@ const dbLockTimeout = time.Second
 type DB struct {
 	bdb  *bbolt.DB
 	path string
+
+	batchMu sync.Mutex
+	batch   *batch // collecting Batch callers; nil: none
 }
 
 // OpenDB opens (creating if needed, mode 0600) the index file at path.
 // Missing parent directories are created with mode 0700. If another
 // process holds the file lock for more than about a second, OpenDB fails
-// with a *PathError wrapping ErrLocked.
-func OpenDB(path string) (*DB, error) {
+// with a *PathError wrapping ErrLocked. A file bbolt cannot read as a
+// database fails with a *DamagedError (errors.Is ErrDamaged).
+func OpenDB(path string) (db *DB, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, &PathError{Op: "open db", Path: path, Err: err}
 	}
-	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: dbLockTimeout})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			err = ErrLocked
+	// bbolt reads the meta and freelist pages while it opens the file and
+	// panics on a damaged one, leaving the file open and locked: the file
+	// is closed here then, which releases the lock. (Its mapping stays.)
+	var file *os.File
+	opts := &bbolt.Options{Timeout: dbLockTimeout, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if db == nil && file != nil && errors.Is(err, ErrDamaged) {
+			file.Close()
 		}
-		return nil, &PathError{Op: "open db", Path: path, Err: err}
+	}()
+	defer catch(path, &err)
+	bdb, err := bbolt.Open(path, 0o600, opts)
+	if err != nil {
+		switch {
+		case errors.Is(err, bolterrors.ErrTimeout):
+			err = &PathError{Op: "open db", Path: path, Err: ErrLocked}
+		case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),
+			errors.Is(err, bolterrors.ErrVersionMismatch):
+			err = damaged(path, err)
+		default:
+			err = &PathError{Op: "open db", Path: path, Err: err}
+		}
+		return nil, err
 	}
 	return &DB{bdb: bdb, path: path}, nil
 }
@@ -64,24 +92,21 @@ func (db *DB) Close() error {
 }
 
 // Update runs fn in a read-write transaction, committed if fn returns nil
-// and rolled back otherwise. The error of fn is returned unchanged.
-func (db *DB) Update(fn func(*Tx) error) error {
-	return db.bdb.Update(func(btx *bbolt.Tx) error { return fn(&Tx{btx: btx}) })
+// and rolled back otherwise. The error of fn is returned unchanged; a
+// damaged page met on the way fails with a *DamagedError (errors.Is
+// ErrDamaged) instead of a panic. A panic of fn itself is raised again.
+func (db *DB) Update(fn func(*Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer catch(db.path, &err)
+	return db.bdb.Update(func(btx *bbolt.Tx) error { return callFn(fn, &Tx{btx: btx}) })
 }
 
-// Batch is like Update but coalesces concurrent callers into one
-// transaction (one fsync for many writers). fn may be called more than
-// once (it is retried alone when another fn of the same batch fails), so
-// it must be idempotent and must not have side effects outside the
-// transaction. Batch only helps when many goroutines call it at once; a
-// lone caller waits up to bbolt's batch delay (10 ms).
-func (db *DB) Batch(fn func(*Tx) error) error {
-	return db.bdb.Batch(func(btx *bbolt.Tx) error { return fn(&Tx{btx: btx}) })
-}
-
-// View runs fn in a read-only transaction. Writes inside it fail.
-func (db *DB) View(fn func(*Tx) error) error {
-	return db.bdb.View(func(btx *bbolt.Tx) error { return fn(&Tx{btx: btx}) })
+// View runs fn in a read-only transaction. Writes inside it fail. Like
+// Update, it fails with a *DamagedError on a damaged page.
+func (db *DB) View(fn func(*Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer catch(db.path, &err)
+	return db.bdb.View(func(btx *bbolt.Tx) error { return callFn(fn, &Tx{btx: btx}) })
 }
 
 // Tx is a transaction on the index. Buckets are addressed by a path of
@@ -100,6 +125,7 @@ type Tx struct {
 
 // bucket returns the bucket at path, or nil if any part of it is missing.
 func (tx *Tx) bucket(path []string) *bbolt.Bucket {
+	defer inBolt()
 	if len(path) == 0 {
 		return nil
 	}
@@ -115,6 +141,7 @@ func (tx *Tx) bucket(path []string) *bbolt.Bucket {
 
 // createBucket returns the bucket at path, creating every missing level.
 func (tx *Tx) createBucket(path []string) (*bbolt.Bucket, error) {
+	defer inBolt()
 	if err := checkBucketPath(path); err != nil {
 		return nil, err
 	}
@@ -149,6 +176,7 @@ func bucketName(path []string) string { return strings.Join(path, "/") }
 // is missing (or key names a nested bucket). The slice is valid only
 // during the transaction.
 func (tx *Tx) Get(bucket []string, key []byte) []byte {
+	defer inBolt()
 	b := tx.bucket(bucket)
 	if b == nil {
 		return nil
@@ -158,6 +186,7 @@ func (tx *Tx) Get(bucket []string, key []byte) []byte {
 
 // Put sets key to val in bucket, creating the bucket path if needed.
 func (tx *Tx) Put(bucket []string, key, val []byte) error {
+	defer inBolt()
 	b, err := tx.createBucket(bucket)
 	if err != nil {
 		return err
@@ -170,6 +199,7 @@ func (tx *Tx) Put(bucket []string, key, val []byte) error {
 
 // Delete removes key from bucket. A missing bucket or key is not an error.
 func (tx *Tx) Delete(bucket []string, key []byte) error {
+	defer inBolt()
 	b := tx.bucket(bucket)
 	if b == nil {
 		return nil
@@ -184,11 +214,12 @@ func (tx *Tx) Delete(bucket []string, key []byte) error {
 // nested bucket. A missing bucket means no calls. An error of fn stops the
 // iteration and is returned unchanged. fn must not modify the bucket.
 func (tx *Tx) ForEach(bucket []string, fn func(k, v []byte) error) error {
+	defer inBolt()
 	b := tx.bucket(bucket)
 	if b == nil {
 		return nil
 	}
-	return b.ForEach(fn)
+	return b.ForEach(wrapIter(fn))
 }
 
 // Seek calls fn, in byte order, for every key of bucket that starts with
@@ -196,10 +227,12 @@ func (tx *Tx) ForEach(bucket []string, fn func(k, v []byte) error) error {
 // calls. An error of fn stops the iteration and is returned unchanged.
 // fn must not modify the bucket.
 func (tx *Tx) Seek(bucket []string, prefix []byte, fn func(k, v []byte) error) error {
+	defer inBolt()
 	b := tx.bucket(bucket)
 	if b == nil {
 		return nil
 	}
+	fn = wrapIter(fn)
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if err := fn(k, v); err != nil {
@@ -212,6 +245,7 @@ func (tx *Tx) Seek(bucket []string, prefix []byte, fn func(k, v []byte) error) e
 // DeleteBucket removes bucket and everything below it. A missing bucket is
 // not an error.
 func (tx *Tx) DeleteBucket(bucket []string) error {
+	defer inBolt()
 	if err := checkBucketPath(bucket); err != nil {
 		return err
 	}
@@ -235,6 +269,7 @@ func (tx *Tx) DeleteBucket(bucket []string) error {
 // Count returns the number of keys directly in bucket (nested buckets count
 // as one key each); 0 for a missing bucket. It walks the bucket: O(n).
 func (tx *Tx) Count(bucket []string) int {
+	defer inBolt()
 	b := tx.bucket(bucket)
 	if b == nil {
 		return 0

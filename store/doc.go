@@ -13,6 +13,25 @@
 // a Tx are valid only while the transaction is open. Batch coalesces
 // concurrent writers into one commit; its function may run twice.
 //
+// A damaged index file fails cleanly. bbolt keeps no checksum of its data
+// pages; it panics (asserts) when a page does not describe itself as
+// expected, and reading a page that points outside the mapped file faults.
+// OpenDB, View, Update and Batch run with debug.SetPanicOnFault on and
+// turn both into a *DamagedError{Path, What} matching ErrDamaged
+// ("store: index.db damaged (PATH): WHAT"); so do bbolt's own refusals to
+// open (invalid meta pages, bad checksums). A panic of the caller's own
+// function is not damage and is raised again unchanged: a panic raised
+// inside a Tx method, or inside bbolt around the caller's function (begin,
+// commit, open), is bbolt's; a memory fault is damage wherever it happens
+// (a slice handed out by a Tx points into the mapping). Batch is
+// implemented here, not by bbolt, so that a batch never runs on a
+// goroutine where such a panic could not be recovered. Damage that leaves
+// a page's header intact (bytes inside a value that spans several pages,
+// flipped bits in a key) is not detected here and is read as data; the
+// decoders above (package node/index) check what they read. HoldDB locks
+// an index file without reading it and SetAside renames it to
+// <path>.damaged-<time>, for `vigil repair --rebuild-index`.
+//
 // # Chunk store
 //
 // ChunkStore maps a CID (go-cid; CIDv1 raw with a sha2-256 or blake3

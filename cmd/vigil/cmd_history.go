@@ -52,7 +52,7 @@ func runHistory(ctx context.Context, g *globals, stdout io.Writer, source, folde
 	if err != nil {
 		return err
 	}
-	c := control.NewClient(cfg.ControlAddr())
+	c := newControlClient(cfg)
 	defer c.Close()
 	vs, err := c.History(ctx, source, folder, p)
 	if errors.Is(err, control.ErrNotRunning) {

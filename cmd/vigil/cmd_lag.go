@@ -75,7 +75,7 @@ func runLag(ctx context.Context, g *globals, stdout io.Writer, o lagOptions) err
 	if err != nil {
 		return err
 	}
-	c := control.NewClient(cfg.ControlAddr())
+	c := newControlClient(cfg)
 	defer c.Close()
 	_, addr := cfg.ControlAddr()
 

@@ -82,7 +82,7 @@ func runPoints(ctx context.Context, g *globals, stdout io.Writer, o pointsOption
 	if err != nil {
 		return err
 	}
-	c := control.NewClient(cfg.ControlAddr())
+	c := newControlClient(cfg)
 	defer c.Close()
 	rep, err := c.Points(ctx, o.source, o.folder, since, o.limit)
 	if errors.Is(err, control.ErrNotRunning) {

@@ -39,7 +39,7 @@ func runReload(ctx context.Context, g *globals, stdout io.Writer, asJSON bool) e
 	if err != nil {
 		return err
 	}
-	c := control.NewClient(cfg.ControlAddr())
+	c := newControlClient(cfg)
 	defer c.Close()
 	_, addr := cfg.ControlAddr()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)

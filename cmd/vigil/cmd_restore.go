@@ -110,7 +110,7 @@ func runRestore(ctx context.Context, g *globals, stdout, stderr io.Writer, o res
 	if !req.DryRun && isTerminal(stderr) {
 		prog = newRestoreProgress(stderr, o.source+"/"+o.folder, time.Now)
 	}
-	c := control.NewClient(cfg.ControlAddr())
+	c := newControlClient(cfg)
 	defer c.Close()
 	res, err := c.Restore(ctx, req, prog.update)
 	if errors.Is(err, control.ErrNotRunning) {

@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/node"
+	"github.com/vigil-mesh/vigil/node/control"
+	"github.com/vigil-mesh/vigil/store"
 )
 
 func newRunCmd() *cobra.Command {
@@ -51,6 +53,15 @@ func runNode(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
+	if network, _ := cfg.ControlAddr(); network != "unix" {
+		// A control endpoint on TCP answers only to the token of this
+		// home's control.token, made once and kept.
+		tok, err := control.LoadOrCreateToken(controlTokenPath(cfg))
+		if err != nil {
+			return err
+		}
+		ctx = control.ContextWithToken(ctx, tok)
+	}
 	prog := startBaselineProgress(g.stderr, cfg) // nil unless stderr is a terminal
 	defer prog.Close()
 	if prog != nil {
@@ -67,7 +78,7 @@ func runNode(ctx context.Context, g *globals) error {
 	// repeat it ("start node: node: ...").
 	n, err := node.New(cfg, node.WithLogger(logger), prog.Option(), node.WithConfigLoader(g.LoadConfig))
 	if err != nil {
-		return err
+		return damagedIndexError(g.Home(), err)
 	}
 	stopHUP := reloadOnHUP(n, logger)
 	defer stopHUP()
@@ -86,13 +97,22 @@ func runNode(ctx context.Context, g *globals) error {
 	}
 	closeErr := n.Close()
 	if runErr != nil && !(stopping && errors.Is(runErr, context.Canceled)) {
-		return runErr
+		return damagedIndexError(g.Home(), runErr)
 	}
 	if closeErr != nil {
 		return fmt.Errorf("stop node: %w", closeErr)
 	}
 	logger.Info("node stopped")
 	return nil
+}
+
+// damagedIndexError tells what to do about a damaged index: the error
+// already names the file.
+func damagedIndexError(home string, err error) error {
+	if !errors.Is(err, store.ErrDamaged) {
+		return err
+	}
+	return fmt.Errorf("%w; run `vigil repair --rebuild-index --home %s` to set it aside, then start the node: it rebuilds the index from its folders and from the sources of its replicas", err, home)
 }
 
 // tuneGC trades memory for CPU: a node streams chunk buffers through the

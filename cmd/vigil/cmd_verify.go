@@ -44,7 +44,7 @@ func runVerify(ctx context.Context, g *globals, stdout io.Writer, source, folder
 	if err != nil {
 		return err
 	}
-	c := control.NewClient(cfg.ControlAddr())
+	c := newControlClient(cfg)
 	defer c.Close()
 	reps, err := c.Verify(ctx, source, folder)
 	if errors.Is(err, control.ErrNotRunning) {

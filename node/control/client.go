@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/history"
@@ -24,25 +26,99 @@ var ErrNotRunning = errors.New("control: node not running")
 
 // Client talks to a running node's control endpoint.
 type Client struct {
-	addr string
-	hc   *http.Client
+	tcp       bool
+	addr      string
+	hc        *http.Client
+	tokenFile string // TCP: where the token is read from ("": none)
+
+	tokenOnce sync.Once
+	token     string // "" when none could be read
+	tokenErr  error
 }
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithTokenFile makes the client send the token in the file at path (the
+// node home's TokenFile) to a TCP endpoint. It is read at the first
+// request; a unix socket needs none.
+func WithTokenFile(path string) ClientOption { return func(c *Client) { c.tokenFile = path } }
 
 // NewClient returns a client for the control endpoint at
 // (network, addr), as given by Config.ControlAddr.
-func NewClient(network, addr string) *Client {
+func NewClient(network, addr string, opts ...ClientOption) *Client {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}
-	return &Client{addr: addr, hc: &http.Client{Transport: tr}}
+	c := &Client{tcp: network != "unix", addr: addr, hc: &http.Client{Transport: tr}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
+// newRequest makes a request to the endpoint. On TCP it names the
+// endpoint's address as its Host and carries the token; every POST says
+// its body is JSON (the endpoint refuses other POSTs).
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.tcp {
+		req.Host = c.addr
+		c.tokenOnce.Do(func() {
+			if c.tokenFile == "" {
+				c.tokenErr = errors.New("no token file given")
+				return
+			}
+			c.token, c.tokenErr = readToken(c.tokenFile)
+		})
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+	}
+	return req, nil
+}
+
+// RefusedError is the error of a request the endpoint refused for its
+// token. It matches ErrUnauthorized.
+type RefusedError struct {
+	Addr      string
+	TokenFile string
+	Sent      bool  // a token was sent (and was not the node's)
+	ReadErr   error // why no token was sent
+}
+
+func (e *RefusedError) Error() string {
+	switch {
+	case e.Sent:
+		return fmt.Sprintf("control endpoint %s refused the request: bad token; is %s the running node's?", e.Addr, e.TokenFile)
+	case e.TokenFile != "" && errors.Is(e.ReadErr, fs.ErrNotExist):
+		return fmt.Sprintf("control endpoint %s refused the request: no token: %s does not exist; is %s the running node's home?",
+			e.Addr, e.TokenFile, filepath.Dir(e.TokenFile))
+	case e.ReadErr != nil:
+		return fmt.Sprintf("control endpoint %s refused the request: no token: %v", e.Addr, e.ReadErr)
+	}
+	return fmt.Sprintf("control endpoint %s refused the request: no token", e.Addr)
+}
+
+// Unwrap makes the error match ErrUnauthorized.
+func (e *RefusedError) Unwrap() error { return ErrUnauthorized }
+
+func (c *Client) refused() error {
+	return &RefusedError{Addr: c.addr, TokenFile: c.tokenFile, Sent: c.token != "", ReadErr: c.tokenErr}
+}
+
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, nil)
+	req, err := c.newRequest(ctx, method, path, nil)
 	if err != nil {
 		return err
 	}
@@ -56,9 +132,7 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var b [512]byte
-		k, _ := resp.Body.Read(b[:])
-		return fmt.Errorf("control: endpoint %s: %s: %s", c.addr, resp.Status, b[:k])
+		return c.answerError(resp)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
@@ -96,12 +170,9 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, rd)
+	req, err := c.newRequest(ctx, method, path, rd)
 	if err != nil {
 		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -113,14 +184,24 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var ce controlError
-		if json.Unmarshal(b, &ce) == nil && ce.Error != "" {
-			return nil, remoteUserError(ce.Error, ce.Code)
-		}
-		return nil, fmt.Errorf("control: endpoint %s: %s: %s", c.addr, resp.Status, bytes.TrimSpace(b))
+		return nil, c.answerError(resp)
 	}
 	return resp, nil
+}
+
+// answerError turns an answer other than 200 into an error: a refused
+// token names the token file; an error the endpoint sent as JSON maps back
+// to the sentinel its code names.
+func (c *Client) answerError(resp *http.Response) error {
+	if resp.StatusCode == http.StatusUnauthorized {
+		return c.refused()
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var ce controlError
+	if json.Unmarshal(b, &ce) == nil && ce.Error != "" {
+		return remoteUserError(ce.Error, ce.Code)
+	}
+	return fmt.Errorf("control: endpoint %s: %s: %s", c.addr, resp.Status, bytes.TrimSpace(b))
 }
 
 // Restore asks the running node to restore; progress (if not nil) is

@@ -17,6 +17,23 @@
 //	GET  /v1/points?source=&folder=&since=RFC3339&limit=N
 //	                                           restore.PointsReport
 //
+// # Who may ask
+//
+// The unix socket is mode 0600: only the node's user can connect, and no
+// more is asked. A TCP endpoint (loopback only) can be reached by every
+// local user and by the pages a local browser shows, so every request must
+// name the configured address as its Host (DNS rebinding sends another
+// name), carry no Origin header (browsers add one), carry
+// "Authorization: Bearer <token>" with the token of the node home's
+// control.token (TokenFile: 32 random bytes in hex, mode 0600, made once
+// by `vigil run` with LoadOrCreateToken, which refuses a file others may
+// read), and, for a POST, be Content-Type application/json (an HTML form
+// cannot send that without asking first). Refusals are 403, 401 and 415
+// with {"error":"..."}; Serve refuses to listen on TCP without a token
+// (ContextWithToken). The Client sends the Host, the token
+// (WithTokenFile) and the JSON type; a refused token is a *RefusedError
+// naming the token file (errors.Is ErrUnauthorized).
+//
 // Errors of verify, history and points are {"error":"...","code":"..."} with a 4xx
 // or 5xx status. code is "no-replica", "not-empty", "before-first",
 // "after-newest", "no-such-path", "bad-request", "incomplete" or "" and

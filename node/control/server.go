@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -32,8 +33,18 @@ type Backend interface {
 // Serve listens on (network, addr) and serves b on g until ctx ends; the
 // unix socket is removed then. It refuses to start when another node
 // answers on the socket.
+//
+// The unix socket is made mode 0600: only the node's user may connect.
+// A TCP endpoint is open to every local user and to the pages of local
+// browsers, so it needs the token ctx carries (ContextWithToken) and
+// refuses to start without one; see tcpGuard for what each request must
+// show.
 func Serve(ctx context.Context, g *errgroup.Group, network, addr string, b Backend) (err error) {
 	var ln net.Listener
+	token := tokenFrom(ctx)
+	if network != "unix" && token == "" {
+		return fmt.Errorf("control: endpoint %s: a control endpoint on TCP needs a token (%s)", addr, TokenFile)
+	}
 	if network == "unix" {
 		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			// A socket left by a node that did not stop cleanly: refuse if
@@ -78,7 +89,15 @@ func Serve(ctx context.Context, g *errgroup.Group, network, addr string, b Backe
 	registerHistoryHandlers(mux, b)
 	registerRepairHandlers(mux, b)
 	registerReloadHandlers(mux, b)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	var h http.Handler = mux
+	if network != "unix" {
+		hosts := []string{addr}
+		if a := ln.Addr().String(); !strings.EqualFold(a, addr) {
+			hosts = append(hosts, a) // port 0 in the config: the port it got
+		}
+		h = tcpGuard(mux, hosts, token)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("control: endpoint %s: %w", addr, err)
