@@ -54,6 +54,7 @@
 //	---------------------------------------------  -------  ------------------
 //	/vigil/sync streams of one peer, each way      32       Limits.SyncStreams
 //	/vigil/ack streams of one peer, each way       8        Limits.AckStreams
+//	/vigil/hello streams of one peer, each way     4        (fixed)
 //	streams of one peer, any protocol (also those  64       Limits.PeerStreams
 //	still negotiating), each way                            (sync + ack + 24)
 //	memory reserved for one peer                   64 MiB   Limits.PeerMemory
@@ -134,8 +135,9 @@
 //
 // # Protocols
 //
-// Direct streams, opened with Mesh.Open and served by Mesh.Handle. Both
-// run from the backup (target) to the source:
+// Direct streams, opened with Mesh.Open and served by Mesh.Handle. Sync
+// and ack run from the backup (target) to the source, hello from the
+// source to each backup:
 //
 //	/vigil/sync/1.0.0   target -> source: requests for a snapshot, chunks
 //	                    by CID, a journal range (from seq, to seq) and a
@@ -144,6 +146,11 @@
 //	/vigil/ack/1.0.0    target -> source: the sequence number the target
 //	                    has applied (durably), so the source can truncate
 //	                    its journal.
+//	/vigil/hello/1.0.0  source -> target: one request and one answer, then
+//	                    the stream is closed: the source asks whether the
+//	                    target consents to back up the source's folders,
+//	                    and learns it before it counts on that backup.
+//	                    (messages: package node, doc.go)
 //
 // Every message on a stream is one frame; its type byte says which
 // message it is:

@@ -32,8 +32,9 @@ import (
 
 // Stream protocols. See the package documentation for what they carry.
 const (
-	ProtoSync protocol.ID = "/vigil/sync/1.0.0"
-	ProtoAck  protocol.ID = "/vigil/ack/1.0.0"
+	ProtoSync  protocol.ID = "/vigil/sync/1.0.0"
+	ProtoAck   protocol.ID = "/vigil/ack/1.0.0"
+	ProtoHello protocol.ID = "/vigil/hello/1.0.0"
 )
 
 // Mesh is one node's libp2p host restricted to its allow-list, with the
