@@ -26,7 +26,8 @@ type Config struct {
 	// node only dials out.
 	Listen []multiaddr.Multiaddr
 	// Peers is the allow-list: the only peers admitted by the connection
-	// gater and the peers that Run keeps connected.
+	// gater and the peers that Run keeps connected. Mesh.SetPeers
+	// replaces it on a running mesh.
 	Peers []Peer
 	// Logger receives the mesh's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -55,9 +56,16 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
-	ids := make(map[peer.ID]bool, len(c.Peers))
-	names := make(map[string]bool, len(c.Peers))
-	for i, p := range c.Peers {
+	return validatePeers(self, c.Peers)
+}
+
+// validatePeers reports the first problem of an allow-list for the node
+// self, wrapping ErrInvalidConfig: an invalid or duplicate ID, the node
+// itself, a duplicate name. Config.Validate and Mesh.SetPeers use it.
+func validatePeers(self peer.ID, peers []Peer) error {
+	ids := make(map[peer.ID]bool, len(peers))
+	names := make(map[string]bool, len(peers))
+	for i, p := range peers {
 		if err := p.ID.Validate(); err != nil {
 			return fmt.Errorf("%w: peers[%d] (%q): id: %v", ErrInvalidConfig, i, p.Name, err)
 		}

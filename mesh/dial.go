@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 )
@@ -27,8 +28,12 @@ const (
 // to 10 s (jittered); a connection that lasted 10 s resets the backoff.
 // libp2p's own dial backoff is cleared before each attempt. A peer that
 // restarts dials us itself, so it is reconnected as soon as its Run starts
-// whatever our backoff. Run also pings connected peers every 30 s to keep
-// PeerStatus.RTT current. Only one Run may be active at a time.
+// whatever our backoff. Run follows SetPeers: it dials a peer added at
+// once, stops dialing a peer removed, and restarts the dial loop (at once,
+// fresh backoff) of a peer whose addresses changed. It records why a
+// peer's last attempt failed in PeerStatus.Problem. Run also pings
+// connected peers every 30 s to keep PeerStatus.RTT current. Only one Run
+// may be active at a time.
 func (m *Mesh) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -54,23 +59,58 @@ func (m *Mesh) Run(ctx context.Context) error {
 	stop := context.AfterFunc(m.ctx, cancel)
 	defer stop()
 
-	var wg sync.WaitGroup
-	for _, p := range m.cfg.Peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.keepConnected(ctx, p.ID)
-		}()
+	// One dial loop per listed peer, for the peer's current dialState: a
+	// loop whose peer left the list, or whose dialState was replaced
+	// (new addresses), is cancelled. A cancelled loop returns promptly,
+	// and one that still runs beside its successor for a moment does no
+	// harm: libp2p joins their dials, and each records problems into its
+	// own dialState.
+	type dialLoop struct {
+		dial   *dialState
+		cancel context.CancelFunc
 	}
-	<-ctx.Done()
-	wg.Wait()
-	return nil
+	loops := make(map[peer.ID]dialLoop)
+	var wg sync.WaitGroup
+	defer func() {
+		for _, l := range loops {
+			l.cancel()
+		}
+		wg.Wait()
+	}()
+	for {
+		al := m.allow.Load()
+		for id, l := range loops {
+			if p, ok := al.byID[id]; !ok || p.dial != l.dial {
+				l.cancel()
+				delete(loops, id)
+			}
+		}
+		for _, p := range al.peers {
+			ap := al.byID[p.ID]
+			if _, ok := loops[p.ID]; ok {
+				continue
+			}
+			lctx, lcancel := context.WithCancel(ctx)
+			loops[p.ID] = dialLoop{dial: ap.dial, cancel: lcancel}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.keepConnected(lctx, p.ID, ap.dial)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-al.replaced:
+		}
+	}
 }
 
-// keepConnected is the dial loop of one peer.
-func (m *Mesh) keepConnected(ctx context.Context, id peer.ID) {
-	kick := m.kicks[id]
-	log := m.log.With("peer", id, "name", m.PeerName(id))
+// keepConnected is the dial loop of one peer, for the dialState d.
+func (m *Mesh) keepConnected(ctx context.Context, id peer.ID, d *dialState) {
+	m.dialLoops.Add(1)
+	defer m.dialLoops.Add(-1)
+	kick := d.kick
 	delay := minRedial
 	var wait time.Duration
 	var dialed time.Time // when our last successful dial returned
@@ -78,11 +118,16 @@ func (m *Mesh) keepConnected(ctx context.Context, id peer.ID) {
 		if !dialed.IsZero() && !m.Connected(id) && time.Since(dialed) < stableConn {
 			// The connection we made did not last (the peer refused us
 			// after the handshake, or dropped at once): back off as after
-			// a failed dial instead of redialing at once.
+			// a failed dial instead of redialing at once. A connection
+			// still open is only slow to identify: no problem yet.
+			if m.host.Network().Connectedness(id) != network.Connected {
+				m.reportProblem(ctx, id, d, m.refusedProblem(id))
+			}
 			wait, delay = jitter(delay), min(2*delay, maxRedial)
 		}
 		dialed = time.Time{}
 		if m.Connected(id) {
+			m.reportProblem(ctx, id, d, "")
 			since := time.Now()
 			m.ping(ctx, id)
 			m.waitDisconnect(ctx, id, kick)
@@ -101,6 +146,12 @@ func (m *Mesh) keepConnected(ctx context.Context, id peer.ID) {
 		if m.Connected(id) {
 			continue
 		}
+		if !m.current(id, d) {
+			// SetPeers removed the peer (and then closed its
+			// connections) or changed its addresses; Run cancels this
+			// loop. A removed peer must not be redialed meanwhile.
+			return
+		}
 		m.clearDialBackoff(id)
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		err := m.host.Connect(dctx, peer.AddrInfo{ID: id})
@@ -114,9 +165,32 @@ func (m *Mesh) keepConnected(ctx context.Context, id peer.ID) {
 		if ctx.Err() != nil {
 			continue
 		}
+		if !m.current(id, d) {
+			return // the dial raced with SetPeers, whose gater refused it
+		}
+		m.reportProblem(ctx, id, d, m.dialProblem(id, err))
 		wait = jitter(delay)
-		log.Debug("dial failed", "err", err, "retry_in", wait)
+		m.log.Debug("dial failed", "peer", id, "name", m.PeerName(id), "err", err, "retry_in", wait)
 		delay = min(2*delay, maxRedial)
+	}
+}
+
+// current reports whether d is the dialState of id in the current
+// allow-list.
+func (m *Mesh) current(id peer.ID, d *dialState) bool {
+	p, ok := m.lookup(id)
+	return ok && p.dial == d
+}
+
+// reportProblem records problem as the reason id is not connected ("":
+// it is), unless the dial loop's ctx is done or d is no longer id's
+// dialState, and logs it at Info level when it changes.
+func (m *Mesh) reportProblem(ctx context.Context, id peer.ID, d *dialState, problem string) {
+	if ctx.Err() != nil || !m.current(id, d) {
+		return
+	}
+	if d.setProblem(problem) && problem != "" {
+		m.log.Info("peer not connected", "peer", id, "name", m.PeerName(id), "problem", problem)
 	}
 }
 
@@ -156,10 +230,12 @@ func (m *Mesh) sleep(ctx context.Context, id peer.ID, kick <-chan struct{}, d ti
 }
 
 // ping measures one round trip to id; libp2p records it in the
-// peerstore's latency EWMA.
+// peerstore's latency EWMA. It never dials: a peer that just went away is
+// the dial loop's to redial (or not, once SetPeers removed it).
 func (m *Mesh) ping(ctx context.Context, id peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
+	ctx = network.WithNoDial(ctx, "ping")
 	select {
 	case r := <-ping.Ping(ctx, m.host, id):
 		if r.Error != nil {

@@ -25,8 +25,9 @@
 //
 // # Trust
 //
-//   - The connection gater admits only the peers of Config.Peers: it refuses
-//     to dial any other peer, and refuses an inbound connection right after
+//   - The connection gater admits only the peers of the allow-list
+//     (Config.Peers, replaced by Mesh.SetPeers): it refuses to dial any
+//     other peer, and refuses an inbound connection right after
 //     the security handshake has authenticated the remote peer, before a
 //     muxer exists, so no stream from a stranger can ever be opened. (With
 //     TLS 1.3 the dialer completes its side of the handshake first, so a
@@ -54,6 +55,7 @@
 //	---------------------------------------------  -------  ------------------
 //	/vigil/sync streams of one peer, each way      32       Limits.SyncStreams
 //	/vigil/ack streams of one peer, each way       8        Limits.AckStreams
+//	/vigil/hello streams of one peer, each way     4        (fixed)
 //	streams of one peer, any protocol (also those  64       Limits.PeerStreams
 //	still negotiating), each way                            (sync + ack + 24)
 //	memory reserved for one peer                   64 MiB   Limits.PeerMemory
@@ -65,6 +67,11 @@
 // Other peers are not affected: each peer's streams count on their own.
 // The streams of one protocol for all peers together are bounded by
 // libp2p's default, raised if needed so every peer can reach its limit.
+// These limits are sized by New for the peers of Config.Peers and stay as
+// they are when Mesh.SetPeers changes the allow-list: per-peer limits
+// apply to added peers too, but a node that grows far beyond its first
+// list may find the all-peers bound of a protocol short of every peer at
+// its own limit until it restarts.
 //
 // A backup keeps one /vigil/ack stream per folder it holds from a source
 // and opens a few /vigil/sync streams per folder it catches up; a node
@@ -134,8 +141,9 @@
 //
 // # Protocols
 //
-// Direct streams, opened with Mesh.Open and served by Mesh.Handle. Both
-// run from the backup (target) to the source:
+// Direct streams, opened with Mesh.Open and served by Mesh.Handle. Sync
+// and ack run from the backup (target) to the source, hello from the
+// source to each backup:
 //
 //	/vigil/sync/1.0.0   target -> source: requests for a snapshot, chunks
 //	                    by CID, a journal range (from seq, to seq) and a
@@ -144,6 +152,11 @@
 //	/vigil/ack/1.0.0    target -> source: the sequence number the target
 //	                    has applied (durably), so the source can truncate
 //	                    its journal.
+//	/vigil/hello/1.0.0  source -> target: one request and one answer, then
+//	                    the stream is closed: the source asks whether the
+//	                    target consents to back up the source's folders,
+//	                    and learns it before it counts on that backup.
+//	                    (messages: package node, doc.go)
 //
 // Every message on a stream is one frame; its type byte says which
 // message it is:
@@ -203,6 +216,57 @@
 // dials the others itself as soon as it starts. Mesh.OnConnect callbacks
 // fire each time a configured peer goes from no connection to a
 // connection: that is where a backup starts its catch-up.
+//
+// Why a peer is not connected: PeerStatus.Problem holds one line for the
+// user from the last failed attempt of Run, naming the address and the
+// peer. It is empty while the peer is connected (it is cleared when the
+// peer connects, whoever dialed) and before any attempt with the peer's
+// current addresses. It is logged at Info level when it changes, not at
+// every retry, so a typo in a peer ID shows without debug logging. The
+// cases, most telling first when a dial tried several addresses:
+//
+//	peer at ADDR identifies as ID, not the configured ID
+//	    the security handshake authenticated another peer at that
+//	    address ("a different peer" when libp2p cannot say which)
+//	nothing listens at ADDR[, ADDR...] (connection refused)
+//	no route to ADDR for NAME (host or network unreachable)
+//	no answer from NAME at ADDR[, ADDR...] (dial timed out)
+//	dial NAME at ADDR failed: <libp2p's error, first line>
+//	no address configured for NAME; waiting for it to dial this node
+//	NAME closed the connection right after the handshake: it probably
+//	    does not list this node (ID) in its peers
+//	    our dial succeeded, then the peer dropped the connection before
+//	    identify: its gater refused us
+//
+// NAME is the configured name of the peer, or its ID when it has none.
+//
+// # Allow-list changes
+//
+// Mesh.SetPeers replaces the allow-list of a running mesh (a config
+// reload), validated like Config.Peers (nothing changes on error). After
+// it returns: an added peer is admitted and Run dials it at once; a
+// removed peer is refused by the gater, Open, WaitConnected and the
+// folder topics (its messages are rejected and the gossipsub filter keeps
+// it out, though member lists still name it; listed again, it is a member
+// again), Run stops dialing it, and its connections are closed; a peer
+// whose addresses changed gets the new ones in the peerstore,
+// permanently, the old ones (and those it announced) dropped, and is
+// redialed at once if it is not connected; a renamed peer shows its new
+// name in PeerName, Peers, logs and the peer label of the metrics.
+//
+// Concurrency: the allow-list is an immutable snapshot behind an atomic
+// pointer. The gater, Open, Handle, WaitConnected, PeerName, Peers, the
+// event loop and the topic filter and validators each read one version;
+// SetPeers, serialised by its own mutex, publishes the next version, then
+// closes the old version's channel to wake Run, the event loop and
+// WaitConnected. Run owns the dial loops: on each version it cancels the
+// loop of a peer removed or readdressed and starts one for each peer
+// without a loop. A dial loop's state (its wake-up channel and Problem)
+// belongs to one peer with one set of addresses; a loop checks that its
+// state is still current before each dial, so a removed peer is never
+// redialed, even before Run cancels the loop. A connection that passed
+// the gater just before SetPeers removed its peer is closed by the event
+// loop when it comes up.
 //
 // # Metrics
 //

@@ -11,10 +11,12 @@ import (
 	"github.com/multiformats/go-multiaddr"
 )
 
-// gater admits only the peers of the allow-list: outbound dials are
-// refused before any packet is sent, inbound connections right after the
-// security handshake has authenticated the remote peer (before a muxer is
-// negotiated, so no stream can exist).
+// gater admits only the peers of the allow-list (its current version,
+// see SetPeers): outbound dials are refused before any packet is sent,
+// inbound connections right after the security handshake has
+// authenticated the remote peer (before a muxer is negotiated, so no
+// stream can exist). A connection whose peer SetPeers removes during its
+// upgrade is refused once upgraded.
 type gater struct {
 	m *Mesh
 
@@ -42,13 +44,8 @@ func (g *gater) shouldLog(p peer.ID) bool {
 
 var _ connmgr.ConnectionGater = (*gater)(nil)
 
-func (g *gater) allowed(p peer.ID) bool {
-	_, ok := g.m.peers[p]
-	return ok
-}
-
 func (g *gater) InterceptPeerDial(p peer.ID) bool {
-	if g.allowed(p) {
+	if g.m.allowed(p) {
 		return true
 	}
 	g.m.met.gaterRefused.WithLabelValues("outbound").Inc()
@@ -63,7 +60,7 @@ func (g *gater) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return tr
 func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
 func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.ConnMultiaddrs) bool {
-	if g.allowed(p) {
+	if g.m.allowed(p) {
 		return true
 	}
 	label := "inbound"
@@ -78,4 +75,6 @@ func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network
 	return false
 }
 
-func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+func (g *gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	return g.m.allowed(c.RemotePeer()), 0
+}

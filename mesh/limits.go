@@ -30,8 +30,9 @@ type Limits struct {
 	AckStreams int
 	// PeerStreams is how many streams of any protocol one peer may have
 	// open with this node at once, in each direction, counting those whose
-	// protocol is not negotiated yet (gossipsub, identify and ping use a
-	// few). Default SyncStreams + AckStreams + 24.
+	// protocol is not negotiated yet (gossipsub, identify, ping and
+	// ProtoHello, whose own limit is 4, use a few). Default SyncStreams +
+	// AckStreams + 24.
 	PeerStreams int
 	// PeerMemory bounds the memory the muxer and transports reserve for
 	// one peer's connections and streams: 256 KiB per yamux stream, the
@@ -43,8 +44,13 @@ type Limits struct {
 const (
 	defaultSyncStreams = 32
 	defaultAckStreams  = 8
-	peerStreamsSlack   = 24 // gossipsub, identify (+push), ping, and streams in negotiation
+	peerStreamsSlack   = 24 // gossipsub, identify (+push), ping, hello, and streams in negotiation
 	defaultPeerMemory  = 64 << 20
+
+	// helloStreams is how many ProtoHello streams one peer may have open
+	// with this node at once, in each direction: a source opens one to
+	// each backup, asks, reads the answer and closes it.
+	helloStreams = 4
 )
 
 func (l Limits) validate() error {
@@ -115,6 +121,7 @@ func (l Limits) resourceLimits(npeers int) rcmgr.ConcreteLimitConfig {
 	}
 	ours(ProtoSync, l.SyncStreams)
 	ours(ProtoAck, l.AckStreams)
+	ours(ProtoHello, helloStreams)
 	return cfg.AutoScale()
 }
 

@@ -25,6 +25,7 @@ func TestDefaultLimitsBoundOurProtocolsPerPeer(t *testing.T) {
 	}
 	check("sync per peer", got.ProtocolPeer[ProtoSync], 32, 32)
 	check("ack per peer", got.ProtocolPeer[ProtoAck], 8, 8)
+	check("hello per peer", got.ProtocolPeer[ProtoHello], 4, 4)
 	check("any protocol per peer", got.PeerDefault, 64, 64)
 	if m := got.PeerDefault.Memory; m != 64<<20 {
 		t.Errorf("peer memory = %v, want 64 MiB", m)
@@ -38,6 +39,7 @@ func TestDefaultLimitsBoundOurProtocolsPerPeer(t *testing.T) {
 	for what, l := range map[string]rcmgr.ResourceLimits{
 		"system": got.System, "transient": got.Transient,
 		"sync, all peers": got.Protocol[ProtoSync], "ack, all peers": got.Protocol[ProtoAck],
+		"hello, all peers": got.Protocol[ProtoHello],
 	} {
 		if l.StreamsInbound == rcmgr.Unlimited || l.StreamsInbound == rcmgr.DefaultLimit ||
 			int(l.StreamsInbound) >= math.MaxInt/2 || l.Memory == rcmgr.Unlimited64 {

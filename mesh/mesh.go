@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,9 +48,11 @@ type Mesh struct {
 	host  host.Host
 	ps    *pubsub.PubSub
 	met   *meshMetrics
-	graft *graftSet                 // our gossipsub mesh per topic
-	peers map[peer.ID]Peer          // the allow-list; read-only after New
-	kicks map[peer.ID]chan struct{} // wakes a peer's dialer on a connectedness change; read-only map
+	graft *graftSet // our gossipsub mesh per topic
+
+	allow     atomic.Pointer[allowList] // the allow-list, replaced whole by SetPeers
+	setMu     sync.Mutex                // serialises SetPeers
+	dialLoops atomic.Int32              // running dial loops (keepConnected)
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -85,8 +88,6 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		cfg:     cfg,
 		self:    self,
 		log:     cfg.Logger.With("subsystem", "mesh"),
-		peers:   make(map[peer.ID]Peer, len(cfg.Peers)),
-		kicks:   make(map[peer.ID]chan struct{}, len(cfg.Peers)),
 		ctx:     mctx,
 		cancel:  cancel,
 		changed: make(chan struct{}),
@@ -94,11 +95,7 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		members: make(map[string]map[peer.ID]struct{}),
 		graft:   newGraftSet(),
 	}
-	for _, p := range cfg.Peers {
-		p.Addrs = slices.Clone(p.Addrs)
-		m.peers[p.ID] = p
-		m.kicks[p.ID] = make(chan struct{}, 1)
-	}
+	m.allow.Store(newAllowList(cfg.Peers, nil))
 	bw := metrics.NewBandwidthCounter()
 	m.met = newMetrics(bw, cfg.Peers)
 
@@ -122,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	if err := listen(h, cfg.Listen); err != nil {
 		return fail(err)
 	}
-	for _, p := range cfg.Peers {
+	for _, p := range m.allow.Load().peers {
 		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
 	}
 
@@ -286,7 +283,10 @@ func (m *Mesh) Addrs() []multiaddr.Multiaddr { return m.host.Addrs() }
 func (m *Mesh) Host() host.Host { return m.host }
 
 // PeerName returns the configured name of id, or "".
-func (m *Mesh) PeerName(id peer.ID) string { return m.peers[id].Name }
+func (m *Mesh) PeerName(id peer.ID) string {
+	p, _ := m.lookup(id)
+	return p.Name
+}
 
 // Connected reports whether there is an open connection to id.
 func (m *Mesh) Connected(id peer.ID) bool {
@@ -302,20 +302,22 @@ func (m *Mesh) Connected(id peer.ID) bool {
 
 // WaitConnected blocks until id is connected, ctx is done or the mesh is
 // closed. It does not dial: Run or Open do. A peer outside the allow-list
-// yields ErrNotAllowed at once.
+// yields ErrNotAllowed, at once or as soon as SetPeers removes it.
 func (m *Mesh) WaitConnected(ctx context.Context, id peer.ID) error {
-	if _, ok := m.peers[id]; !ok {
-		return &PeerError{Op: "wait for", Peer: id, Err: ErrNotAllowed}
-	}
 	for {
 		m.mu.Lock()
 		changed := m.changed
 		m.mu.Unlock()
+		al := m.allow.Load()
+		if _, ok := al.byID[id]; !ok {
+			return &PeerError{Op: "wait for", Peer: id, Err: ErrNotAllowed}
+		}
 		if m.Connected(id) {
 			return nil
 		}
 		select {
 		case <-changed:
+		case <-al.replaced:
 		case <-ctx.Done():
 			return &PeerError{Op: "wait for", Peer: id, Name: m.PeerName(id), Err: ctx.Err()}
 		case <-m.ctx.Done():
@@ -341,14 +343,24 @@ type PeerStatus struct {
 	Connected bool
 	Addrs     []multiaddr.Multiaddr // remote addresses of the open connections
 	RTT       time.Duration         // smoothed round-trip time (pings by Run), 0 if unknown
-	Problem   string
+	// Problem says, in one line for the user, why Run's last attempt to
+	// connect to the peer failed, naming the address and the peer, e.g.
+	// "nothing listens at /ip4/192.0.2.7/tcp/7400 (connection refused)".
+	// Empty while connected, and before any attempt since the peer was
+	// listed with its current addresses.
+	Problem string
 }
 
-// Peers returns the status of every configured peer, in config order.
+// Peers returns the status of every configured peer, in the order of the
+// config (or of the last SetPeers).
 func (m *Mesh) Peers() []PeerStatus {
-	out := make([]PeerStatus, 0, len(m.cfg.Peers))
-	for _, p := range m.cfg.Peers {
+	al := m.allow.Load()
+	out := make([]PeerStatus, 0, len(al.peers))
+	for _, p := range al.peers {
 		st := PeerStatus{ID: p.ID, Name: p.Name, Connected: m.Connected(p.ID)}
+		if !st.Connected {
+			st.Problem = al.byID[p.ID].dial.getProblem()
+		}
 		for _, c := range m.host.Network().ConnsToPeer(p.ID) {
 			if !slices.ContainsFunc(st.Addrs, c.RemoteMultiaddr().Equal) {
 				st.Addrs = append(st.Addrs, c.RemoteMultiaddr())
@@ -369,7 +381,7 @@ func (m *Mesh) Peers() []PeerStatus {
 func (m *Mesh) Handle(proto protocol.ID, h func(peer.ID, network.Stream)) {
 	m.host.SetStreamHandler(proto, func(s network.Stream) {
 		p := s.Conn().RemotePeer()
-		if _, ok := m.peers[p]; !ok { // cannot happen: the gater refuses such connections
+		if !m.allowed(p) { // removed by SetPeers while its connection closes
 			s.Reset()
 			return
 		}
@@ -386,7 +398,7 @@ func (m *Mesh) Handle(proto protocol.ID, h func(peer.ID, network.Stream)) {
 // (libp2p's dial backoff for p is cleared first, so a peer that just came
 // back is dialed at once).
 func (m *Mesh) Open(ctx context.Context, p peer.ID, proto protocol.ID) (network.Stream, error) {
-	if _, ok := m.peers[p]; !ok {
+	if !m.allowed(p) {
 		return nil, &PeerError{Op: "open " + string(proto) + " to", Peer: p, Err: ErrNotAllowed}
 	}
 	if m.ctx.Err() != nil {
@@ -413,16 +425,15 @@ func (m *Mesh) clearDialBackoff(p peer.ID) {
 
 // eventLoop follows the connectedness of configured peers: it keeps the
 // connected-peers gauge, wakes WaitConnected callers and the peer's dialer,
-// and runs the OnConnect callbacks.
+// clears the peer's dial problem, and runs the OnConnect callbacks. It
+// also closes any connection to a peer outside the allow-list (one that
+// passed the gater just before SetPeers removed the peer).
 func (m *Mesh) eventLoop(sub event.Subscription) {
 	defer m.wg.Done()
 	defer sub.Close()
-	up := make(map[peer.ID]bool, len(m.peers))
-	update := func(id peer.ID, now bool) {
-		if _, ok := m.peers[id]; !ok || up[id] == now {
-			return
-		}
-		up[id] = now
+	al := m.allow.Load()
+	up := make(map[peer.ID]bool, len(al.peers))
+	setGauge := func() {
 		n := 0
 		for _, v := range up {
 			if v {
@@ -430,8 +441,19 @@ func (m *Mesh) eventLoop(sub event.Subscription) {
 			}
 		}
 		m.met.connected.Set(float64(n))
+	}
+	update := func(id peer.ID, now bool) {
+		p, ok := al.byID[id]
+		if !ok || up[id] == now {
+			return
+		}
+		up[id] = now
+		setGauge()
+		if now {
+			p.dial.setProblem("")
+		}
 		select {
-		case m.kicks[id] <- struct{}{}:
+		case p.dial.kick <- struct{}{}:
 		default:
 		}
 		m.mu.Lock()
@@ -444,9 +466,9 @@ func (m *Mesh) eventLoop(sub event.Subscription) {
 		}
 		m.mu.Unlock()
 		if now {
-			m.log.Info("peer connected", "peer", id, "name", m.PeerName(id))
+			m.log.Info("peer connected", "peer", id, "name", p.Name)
 		} else {
-			m.log.Info("peer disconnected", "peer", id, "name", m.PeerName(id))
+			m.log.Info("peer disconnected", "peer", id, "name", p.Name)
 		}
 		for _, fn := range fns {
 			go func() {
@@ -455,14 +477,28 @@ func (m *Mesh) eventLoop(sub event.Subscription) {
 			}()
 		}
 	}
-	// Connections made between the host's start and the subscription.
-	for id := range m.peers {
-		update(id, m.Connected(id))
+	// follow brings up in line with the current allow-list: peers removed
+	// leave the gauge; peers added, and those connected between the
+	// host's start and the subscription, enter it.
+	follow := func() {
+		al = m.allow.Load()
+		for id := range up {
+			if _, ok := al.byID[id]; !ok {
+				delete(up, id)
+			}
+		}
+		setGauge()
+		for _, p := range al.peers {
+			update(p.ID, m.Connected(p.ID))
+		}
 	}
+	follow()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
+		case <-al.replaced:
+			follow()
 		case e, ok := <-sub.Out():
 			if !ok {
 				return
@@ -470,12 +506,29 @@ func (m *Mesh) eventLoop(sub event.Subscription) {
 			// connected = connection up and identify done (see Connected)
 			switch ev := e.(type) {
 			case event.EvtPeerConnectednessChanged:
+				if ev.Connectedness == network.Connected && !m.allowed(ev.Peer) {
+					m.closeStranger(ev.Peer)
+				}
 				update(ev.Peer, ev.Connectedness == network.Connected && m.Connected(ev.Peer))
 			case event.EvtPeerIdentificationCompleted:
 				update(ev.Peer, m.Connected(ev.Peer))
 			}
 		}
 	}
+}
+
+// closeStranger closes the connections to p, a peer outside the
+// allow-list, on a goroutine of its own: closing emits connectedness
+// events, which the event loop must stay free to receive.
+func (m *Mesh) closeStranger(p peer.ID) {
+	if !m.track() {
+		return
+	}
+	go func() {
+		defer m.wg.Done()
+		m.log.Debug("closing connection to a peer no longer in the allow-list", "peer", p)
+		m.host.Network().ClosePeer(p)
+	}()
 }
 
 // minLevel is a slog handler that drops records below a level.
@@ -505,6 +558,3 @@ func bulkYamux() *yamux.Transport {
 	tr.InitialStreamWindowSize = tr.MaxStreamWindowSize
 	return &tr
 }
-
-// SetPeers is a placeholder replaced by the real implementation.
-func (m *Mesh) SetPeers(peers []Peer) error { return errors.New("mesh: SetPeers not available") }

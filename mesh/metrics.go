@@ -127,11 +127,10 @@ func (c *bandwidthCollector) Collect(ch chan<- prometheus.Metric) {
 // accounts: streams and memory of the whole node, of the streams still in
 // protocol negotiation (transient), and of each connected configured peer.
 type resourceCollector struct {
-	names map[peer.ID]string // peer label: the configured name, or the ID
-
-	mu  sync.Mutex
-	rm  network.ResourceScopeViewer // nil until the host exists
-	net network.Network
+	mu    sync.Mutex
+	names map[peer.ID]string          // peer label: the configured name, or the ID
+	rm    network.ResourceScopeViewer // nil until the host exists
+	net   network.Network
 
 	streams, memory, peerStreams, peerMemory *prometheus.Desc
 }
@@ -141,7 +140,6 @@ func newResourceCollector(peers []Peer) *resourceCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, name), help, labels, nil)
 	}
 	c := &resourceCollector{
-		names: make(map[peer.ID]string, len(peers)),
 		streams: desc("resource_streams",
 			"Open streams accounted by the resource manager, by scope (system: all; transient: protocol not negotiated yet) and direction.",
 			"scope", "direction"),
@@ -152,13 +150,20 @@ func newResourceCollector(peers []Peer) *resourceCollector {
 		peerMemory: desc("peer_memory_bytes",
 			"Memory reserved for a connected configured peer's connections and streams.", "peer"),
 	}
-	for _, p := range peers {
-		c.names[p.ID] = p.Name
-		if p.Name == "" {
-			c.names[p.ID] = p.ID.String()
-		}
-	}
+	c.setPeers(peers)
 	return c
+}
+
+// setPeers makes the configured peers the ones reported, labelled with
+// their names (SetPeers calls it with each new allow-list).
+func (c *resourceCollector) setPeers(peers []Peer) {
+	names := make(map[peer.ID]string, len(peers))
+	for _, p := range peers {
+		names[p.ID] = displayName(p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.names = names
 }
 
 func (c *resourceCollector) attach(rm network.ResourceManager, n network.Network) {
@@ -176,7 +181,7 @@ func (c *resourceCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	rm, n := c.rm, c.net
+	rm, n, names := c.rm, c.net, c.names
 	c.mu.Unlock()
 	if rm == nil {
 		return
@@ -188,7 +193,7 @@ func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	rm.ViewSystem(func(s network.ResourceScope) error { scope("system", s.Stat()); return nil })
 	rm.ViewTransient(func(s network.ResourceScope) error { scope("transient", s.Stat()); return nil })
-	for id, name := range c.names {
+	for id, name := range names {
 		if n.Connectedness(id) != network.Connected {
 			continue // viewing would create the peer's scope
 		}

@@ -71,12 +71,15 @@ type Topic struct {
 // message whose signer is not source, that is larger than MaxMessageSize
 // or that was forwarded by a peer that is not a member. source and members
 // must be in the allow-list (or be this node). Joining the same topic
-// again returns the same *Topic and replaces its member list.
+// again returns the same *Topic and replaces its member list. A member
+// that SetPeers removes from the allow-list stops counting as a member
+// (the filter and the validator consult the current allow-list) until it
+// is listed again.
 func (m *Mesh) JoinFolder(source peer.ID, folder string, members []peer.ID) (*Topic, error) {
 	if !validFolder(folder) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidFolder, folder)
 	}
-	if _, ok := m.peers[source]; !ok && source != m.self {
+	if !m.allowed(source) && source != m.self {
 		return nil, &PeerError{Op: "join folder " + folder + " of", Peer: source, Err: ErrNotAllowed}
 	}
 	set := make(map[peer.ID]struct{}, len(members))
@@ -84,7 +87,7 @@ func (m *Mesh) JoinFolder(source peer.ID, folder string, members []peer.ID) (*To
 		if p == m.self {
 			continue
 		}
-		if _, ok := m.peers[p]; !ok {
+		if !m.allowed(p) {
 			return nil, &PeerError{Op: "add member to folder " + folder, Peer: p, Err: ErrNotAllowed}
 		}
 		set[p] = struct{}{}
@@ -136,7 +139,12 @@ func (m *Mesh) setMembers(name string, set map[peer.ID]struct{}) {
 	m.members[name] = set
 }
 
+// isMember reports whether p is a member of topic and still in the
+// allow-list.
 func (m *Mesh) isMember(topic string, p peer.ID) bool {
+	if !m.allowed(p) {
+		return false
+	}
 	m.tmu.RLock()
 	defer m.tmu.RUnlock()
 	_, ok := m.members[topic][p]
@@ -156,6 +164,10 @@ func (m *Mesh) folderValidator(name string, source peer.ID) pubsub.ValidatorEx {
 		case msg.GetFrom() != source:
 			m.log.Debug("rejected folder message not signed by the source",
 				"topic", name, "signer", msg.GetFrom(), "from", from)
+			return pubsub.ValidationReject
+		case source != m.self && !m.allowed(source):
+			m.log.Debug("rejected folder message of a source no longer in the allow-list",
+				"topic", name, "from", from)
 			return pubsub.ValidationReject
 		case len(msg.Data) > MaxMessageSize:
 			m.log.Debug("rejected oversized folder message", "topic", name, "size", len(msg.Data), "from", from)
