@@ -121,13 +121,13 @@ func (m *Mesh) keepConnected(ctx context.Context, id peer.ID, d *dialState) {
 			// a failed dial instead of redialing at once. A connection
 			// still open is only slow to identify: no problem yet.
 			if m.host.Network().Connectedness(id) != network.Connected {
-				m.reportProblem(ctx, id, d, m.refusedProblem(id))
+				m.reportProblem(ctx, id, d, m.refusedProblem(id), true)
 			}
 			wait, delay = jitter(delay), min(2*delay, maxRedial)
 		}
 		dialed = time.Time{}
 		if m.Connected(id) {
-			m.reportProblem(ctx, id, d, "")
+			m.reportProblem(ctx, id, d, "", false)
 			since := time.Now()
 			m.ping(ctx, id)
 			m.waitDisconnect(ctx, id, kick)
@@ -168,7 +168,7 @@ func (m *Mesh) keepConnected(ctx context.Context, id peer.ID, d *dialState) {
 		if !m.current(id, d) {
 			return // the dial raced with SetPeers, whose gater refused it
 		}
-		m.reportProblem(ctx, id, d, m.dialProblem(id, err))
+		m.reportProblem(ctx, id, d, m.dialProblem(id, err), mismatched(err))
 		wait = jitter(delay)
 		m.log.Debug("dial failed", "peer", id, "name", m.PeerName(id), "err", err, "retry_in", wait)
 		delay = min(2*delay, maxRedial)
@@ -185,11 +185,13 @@ func (m *Mesh) current(id peer.ID, d *dialState) bool {
 // reportProblem records problem as the reason id is not connected ("":
 // it is), unless the dial loop's ctx is done or d is no longer id's
 // dialState, and logs it at Info level when it changes.
-func (m *Mesh) reportProblem(ctx context.Context, id peer.ID, d *dialState, problem string) {
+// misconfigured says the problem comes from a config (a peer ID that does
+// not match, a peer that does not list us), not from the network.
+func (m *Mesh) reportProblem(ctx context.Context, id peer.ID, d *dialState, problem string, misconfigured bool) {
 	if ctx.Err() != nil || !m.current(id, d) {
 		return
 	}
-	if d.setProblem(problem) && problem != "" {
+	if d.setProblem(problem, misconfigured) && problem != "" {
 		m.log.Info("peer not connected", "peer", id, "name", m.PeerName(id), "problem", problem)
 	}
 }

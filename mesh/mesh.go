@@ -349,6 +349,10 @@ type PeerStatus struct {
 	// Empty while connected, and before any attempt since the peer was
 	// listed with its current addresses.
 	Problem string
+	// Misconfigured says Problem comes from a config rather than the
+	// network: the peer at the address has another ID, or the peer does
+	// not list this node. Retrying will not fix it.
+	Misconfigured bool
 }
 
 // Peers returns the status of every configured peer, in the order of the
@@ -359,7 +363,7 @@ func (m *Mesh) Peers() []PeerStatus {
 	for _, p := range al.peers {
 		st := PeerStatus{ID: p.ID, Name: p.Name, Connected: m.Connected(p.ID)}
 		if !st.Connected {
-			st.Problem = al.byID[p.ID].dial.getProblem()
+			st.Problem, st.Misconfigured = al.byID[p.ID].dial.getProblem()
 		}
 		for _, c := range m.host.Network().ConnsToPeer(p.ID) {
 			if !slices.ContainsFunc(st.Addrs, c.RemoteMultiaddr().Equal) {
@@ -450,7 +454,7 @@ func (m *Mesh) eventLoop(sub event.Subscription) {
 		up[id] = now
 		setGauge()
 		if now {
-			p.dial.setProblem("")
+			p.dial.setProblem("", false)
 		}
 		select {
 		case p.dial.kick <- struct{}{}:

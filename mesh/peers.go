@@ -37,24 +37,25 @@ type dialState struct {
 
 	mu      sync.Mutex
 	problem string // why the last attempt failed; "" while connected or before any attempt
+	misconf bool   // problem comes from a config, not from the network
 }
 
 // setProblem records p and reports whether it differs from the previous
 // one.
-func (d *dialState) setProblem(p string) bool {
+func (d *dialState) setProblem(p string, misconfigured bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.problem == p {
 		return false
 	}
-	d.problem = p
+	d.problem, d.misconf = p, misconfigured && p != ""
 	return true
 }
 
-func (d *dialState) getProblem() string {
+func (d *dialState) getProblem() (string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.problem
+	return d.problem, d.misconf
 }
 
 // newAllowList builds the version of the allow-list holding peers (already

@@ -82,6 +82,20 @@ func addrProblem(p Peer, errs []swarm.TransportError) string {
 	return fmt.Sprintf("dial %s at %s failed: %s", displayName(p), te.Address, oneLine(te.Cause.Error()))
 }
 
+// mismatched reports whether a failed dial met a peer with another ID
+// than the configured one at one of its addresses.
+func mismatched(err error) bool {
+	var de *swarm.DialError
+	if errors.As(err, &de) {
+		for _, te := range de.DialErrors {
+			if failKind(te.Cause) == failMismatch {
+				return true
+			}
+		}
+	}
+	return failKind(err) == failMismatch
+}
+
 func failKind(err error) int {
 	var mm sec.ErrPeerIDMismatch
 	switch {

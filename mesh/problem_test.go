@@ -98,6 +98,9 @@ func TestProblemNamesTheActualPeerOnIDMismatch(t *testing.T) {
 	m := lonely(t, nil, Peer{Name: "typo", ID: configured, Addrs: other.Addrs()})
 	want := fmt.Sprintf("peer at %s identifies as %s, not the configured %s", other.Addrs()[0], other.ID(), configured)
 	waitProblem(t, m, configured, 10*time.Second, want)
+	if !status(t, m, configured).Misconfigured {
+		t.Error("a peer ID mismatch is not reported as a misconfiguration")
+	}
 }
 
 func TestProblemSaysNothingListensAndIsLoggedOnce(t *testing.T) {
@@ -107,6 +110,9 @@ func TestProblemSaysNothingListensAndIsLoggedOnce(t *testing.T) {
 	m := lonely(t, slog.New(logs), Peer{Name: "gone", ID: id, Addrs: []multiaddr.Multiaddr{addr}})
 	want := "nothing listens at " + addr.String() + " (connection refused)"
 	waitProblem(t, m, id, 10*time.Second, want)
+	if status(t, m, id).Misconfigured {
+		t.Error("a refused connection is reported as a misconfiguration")
+	}
 
 	// Each attempt fails the same way: the problem is logged at Info once,
 	// not at every retry.
@@ -142,7 +148,7 @@ func TestProblemNoAddressUntilThePeerDials(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := a.lookup(idb)
-	eventually(t, 5*time.Second, "the problem to be cleared on connect", func() bool { return d.dial.getProblem() == "" })
+	eventually(t, 5*time.Second, "the problem to be cleared on connect", func() bool { p, _ := d.dial.getProblem(); return p == "" })
 	if st := status(t, a, idb); !st.Connected || st.Problem != "" {
 		t.Fatalf("status = %+v, want connected without problem", st)
 	}
@@ -155,6 +161,9 @@ func TestProblemPeerThatDoesNotListUsClosesAfterHandshake(t *testing.T) {
 	runMesh(t, a)
 	want := fmt.Sprintf("n1 closed the connection right after the handshake: it probably does not list this node (%s) in its peers", a.ID())
 	waitProblem(t, a, b.ID(), 20*time.Second, want)
+	if !status(t, a, b.ID()).Misconfigured {
+		t.Error("a peer that does not list us is not reported as a misconfiguration")
+	}
 
 	// Once n1 lists n0, n0's next attempt connects and the problem goes.
 	if err := b.SetPeers([]Peer{{Name: "n0", ID: a.ID()}}); err != nil {
@@ -164,7 +173,7 @@ func TestProblemPeerThatDoesNotListUsClosesAfterHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := a.lookup(b.ID())
-	eventually(t, 5*time.Second, "the problem to be cleared on connect", func() bool { return d.dial.getProblem() == "" })
+	eventually(t, 5*time.Second, "the problem to be cleared on connect", func() bool { p, _ := d.dial.getProblem(); return p == "" })
 }
 
 func TestProblemClassifiesNoRouteTimeoutAndPicksTheMostTellingAddress(t *testing.T) {

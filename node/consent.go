@@ -26,8 +26,12 @@ import (
 // backup lists the folders it was asked for and does not keep.
 
 // consentRecheck is how often a source asks again a backup that refused
-// a folder (a reload of the backup is seen at its next ack anyway).
-const consentRecheck = 30 * time.Second
+// a folder (a reload of the backup is seen at its next ack anyway);
+// consentRetry how often it asks again a backup that did not answer.
+const (
+	consentRecheck = 30 * time.Second
+	consentRetry   = 2 * time.Second
+)
 
 // helloTimeout bounds one hello exchange.
 const helloTimeout = 10 * time.Second
@@ -47,13 +51,28 @@ type consentState struct {
 // consents holds both sides' view: the answers this node got as a source,
 // and the requests this node refused as a backup.
 type consents struct {
-	mu      sync.Mutex
-	answers map[consentKey]consentState // as a source, by backup and folder
-	refused map[consentKey]time.Time    // as a backup, by source and folder: since
+	mu         sync.Mutex
+	answers    map[consentKey]consentState // as a source, by backup and folder
+	unanswered map[peer.ID]int             // as a source: backups whose last hellos failed, how many in a row
+	asked      map[peer.ID]time.Time       // as a source: when each backup was last asked
+	refused    map[consentKey]time.Time    // as a backup, by source and folder: since
 }
 
 func newConsents() *consents {
-	return &consents{answers: make(map[consentKey]consentState), refused: make(map[consentKey]time.Time)}
+	return &consents{answers: make(map[consentKey]consentState), unanswered: make(map[peer.ID]int),
+		asked: make(map[peer.ID]time.Time), refused: make(map[consentKey]time.Time)}
+}
+
+// asking records an attempt to ask p at now, and whether it got an answer.
+func (c *consents) asking(p peer.ID, now time.Time, answered bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.asked[p] = now
+	if answered {
+		delete(c.unanswered, p)
+	} else {
+		c.unanswered[p]++
+	}
 }
 
 // refusal returns the reason backup refused folder, if it did and has not
@@ -82,13 +101,21 @@ func (c *consents) note(backup peer.ID, a wire.Consent, now time.Time) (changed 
 	return true
 }
 
-// pendingRefusals lists the backups that refused a folder, to ask again.
-func (c *consents) pendingRefusals() []peer.ID {
+// due lists the backups to ask again at now: those whose last hello got
+// no answer (after a delay doubling from consentRetry up to
+// consentRecheck), and those that refused a folder consentRecheck ago.
+func (c *consents) due(now time.Time) []peer.ID {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []peer.ID
+	for p, fails := range c.unanswered {
+		wait := min(consentRetry<<min(fails-1, 4), consentRecheck)
+		if now.Sub(c.asked[p]) >= wait {
+			out = append(out, p)
+		}
+	}
 	for k, st := range c.answers {
-		if !st.accepted && !slices.Contains(out, k.peer) {
+		if !st.accepted && !slices.Contains(out, k.peer) && now.Sub(c.asked[k.peer]) >= consentRecheck {
 			out = append(out, k.peer)
 		}
 	}
@@ -109,14 +136,14 @@ func (n *Node) startConsent(ctx context.Context, wg *sync.WaitGroup) {
 				n.askConsent(ctx, p.ID)
 			}
 		}
-		t := time.NewTicker(consentRecheck)
+		t := time.NewTicker(consentRetry)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				for _, p := range n.consent.pendingRefusals() {
+			case now := <-t.C:
+				for _, p := range n.consent.due(now) {
 					if n.net.Connected(p) {
 						n.askConsent(ctx, p)
 					}
@@ -149,6 +176,8 @@ func (n *Node) askConsent(ctx context.Context, p peer.ID) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	defer cancel()
+	answered := false
+	defer func() { n.consent.asking(p, time.Now(), answered) }()
 	s, err := n.net.Open(ctx, p, mesh.ProtoHello)
 	if err != nil {
 		n.log.Debug("hello", "peer", p.String(), "name", n.peerName(p), "err", err)
@@ -166,6 +195,7 @@ func (n *Node) askConsent(ctx context.Context, p peer.ID) {
 		n.log.Debug("hello reply", "peer", p.String(), "type", typ, "err", err)
 		return
 	}
+	answered = true
 	answers, err := wire.DecodeHelloReply(body)
 	if err != nil {
 		n.log.Warn("bad hello reply", "peer", p.String(), "name", n.peerName(p), "err", err)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/node/agent"
 	"github.com/vigil-mesh/vigil/node/control"
 	"github.com/vigil-mesh/vigil/node/replica"
@@ -85,6 +86,7 @@ func (n *Node) Lag() control.LagReport {
 	for _, r := range replicas {
 		rep.Pairs = append(rep.Pairs, n.replicaPair(r, now))
 	}
+	n.explainOffline(rep.Pairs, now)
 	for i := range rep.Pairs {
 		p := &rep.Pairs[i]
 		if p.State != control.StateBaseline {
@@ -152,6 +154,42 @@ func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 		case <-ctx.Done():
 			return n.Lag(), false
 		case <-t.C:
+		}
+	}
+}
+
+// explainOffline says why the other side of each offline pair is not
+// connected, when the network knows; a reason that comes from a config (a
+// peer ID that does not match, a peer that does not list this node) is an
+// error of the pair: it will not go away by waiting.
+func (n *Node) explainOffline(pairs []control.LagPair, now time.Time) {
+	var peers map[string]mesh.PeerStatus
+	for i := range pairs {
+		p := &pairs[i]
+		if p.State != control.StateOffline {
+			continue
+		}
+		if peers == nil {
+			peers = make(map[string]mesh.PeerStatus)
+			for _, st := range n.net.Peers() {
+				peers[st.ID.String()] = st
+			}
+		}
+		other := p.Target
+		if other == n.id.String() {
+			other = p.Source
+		}
+		st := peers[other]
+		if st.Problem == "" {
+			continue
+		}
+		p.OfflineReason = st.Problem
+		if st.Misconfigured {
+			since := now
+			if p.OfflineSince != nil {
+				since = *p.OfflineSince
+			}
+			p.Errors = append(p.Errors, control.ErrorReport{Error: "cannot connect: " + st.Problem, Since: since.UTC()})
 		}
 	}
 }

@@ -168,6 +168,11 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 	}
 	n.am = agent.NewMetrics(o.registerer)
 	n.rm = replica.NewMetrics(o.registerer)
+	// Handlers first: peers may connect as soon as the network exists.
+	n.srv = agent.NewServer(id, n.agentFor, n.log, n.am, n.peerName)
+	n.net.Handle(mesh.ProtoSync, n.srv.HandleSync)
+	n.net.Handle(mesh.ProtoAck, n.srv.HandleAck)
+	n.net.Handle(mesh.ProtoHello, n.handleHello)
 	var parts []*part
 	for _, w := range wantedParts(cfg) {
 		p, err := n.build(cfg, w)
@@ -180,10 +185,6 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		parts = append(parts, p)
 	}
 	n.setPartsLocked(parts)
-	n.srv = agent.NewServer(id, n.agentFor, n.log, n.am, n.peerName)
-	n.net.Handle(mesh.ProtoSync, n.srv.HandleSync)
-	n.net.Handle(mesh.ProtoAck, n.srv.HandleAck)
-	n.net.Handle(mesh.ProtoHello, n.handleHello)
 	ok = true
 	return n, nil
 }

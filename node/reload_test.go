@@ -256,3 +256,25 @@ func TestBackupWithoutBackupForEntryIsExplainedOnBothSides(t *testing.T) {
 		t.Fatalf("laptop folder errors after the backup accepted: %+v", errs)
 	}
 }
+
+// A backup that does not list the source among its peers refuses the
+// connection: the source's lag says so as an error of the pair (waiting
+// will not fix it), and the peer's problem is in status.
+func TestBackupThatDoesNotListTheSourceIsExplained(t *testing.T) {
+	docs := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", docs, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	nas.cfg.Peers = nil
+	nas.cfg.BackupFor = nil
+	lap.start()
+	nas.start()
+	rep := waitNotSynced(t, lap, 30*time.Second, "", "does not list this node ("+lap.id.String()+")")
+	if p := rep.Pairs[0]; p.State != "offline" || !strings.Contains(p.OfflineReason, "nas closed the connection") {
+		t.Fatalf("pair: %+v", p)
+	}
+	st := lap.n.Status()
+	if len(st.Peers) != 1 || !st.Peers[0].Misconfigured || !strings.Contains(st.Peers[0].Problem, "does not list this node") {
+		t.Fatalf("status peers: %+v", st.Peers)
+	}
+}

@@ -17,7 +17,7 @@ func (n *Node) Status() control.StatusReport {
 	}
 	for _, p := range n.net.Peers() {
 		pr := control.PeerReport{ID: p.ID.String(), Name: p.Name, Connected: p.Connected,
-			RTTMillis: float64(p.RTT.Microseconds()) / 1000, Addrs: []string{}, Problem: p.Problem}
+			RTTMillis: float64(p.RTT.Microseconds()) / 1000, Addrs: []string{}, Problem: p.Problem, Misconfigured: p.Misconfigured}
 		for _, a := range p.Addrs {
 			pr.Addrs = append(pr.Addrs, a.String())
 		}

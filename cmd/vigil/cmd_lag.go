@@ -270,6 +270,7 @@ func writeLagTable(w io.Writer, pairs []control.LagPair, now time.Time) {
 	}
 	t.flush()
 	writeErrors(w, pairs, now)
+	writeOffline(w, pairs)
 	var bars []control.LagPair
 	for _, p := range pairs {
 		if p.State == control.StateBaseline {
@@ -386,6 +387,25 @@ func writeErrors(w io.Writer, pairs []control.LagPair, now time.Time) {
 		if p.MoreErrors > 0 {
 			fmt.Fprintf(w, "  %s  and %d more\n", pairLabel(p), p.MoreErrors)
 		}
+	}
+}
+
+// writeOffline says why the other side of offline pairs is not connected
+// (reasons that are errors are in NOT BACKED UP already).
+func writeOffline(w io.Writer, pairs []control.LagPair) {
+	first := true
+	for _, p := range pairs {
+		if p.OfflineReason == "" || slices.ContainsFunc(p.Errors, func(e control.ErrorReport) bool {
+			return strings.Contains(e.Error, p.OfflineReason)
+		}) {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "OFFLINE")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s  %s\n", pairLabel(p), p.OfflineReason)
 	}
 }
 

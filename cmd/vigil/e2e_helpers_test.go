@@ -306,9 +306,16 @@ func (n *e2eNode) writeConfig() {
 // background, its output appended to n's log file, then waits until its
 // control endpoint answers.
 func (n *e2eNode) start() {
+	n.t.Helper()
+	n.writeConfig()
+	n.startWithConfigAsWritten()
+}
+
+// startWithConfigAsWritten starts n with the vigil.yaml in its home as it
+// is (a test may have edited it by hand).
+func (n *e2eNode) startWithConfigAsWritten() {
 	t := n.t
 	t.Helper()
-	n.writeConfig()
 	n.mu.Lock()
 	if n.cmd != nil {
 		n.mu.Unlock()

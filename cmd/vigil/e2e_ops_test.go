@@ -386,3 +386,65 @@ func (n *e2eNode) process() *os.Process {
 	}
 	return n.cmd.Process
 }
+
+// Each silent misconfiguration is explained where users look: `vigil lag`
+// (which gives up at once with --wait-synced, naming it) and `vigil status`.
+func TestE2EMisconfigurationsAreExplainedInLagAndStatus(t *testing.T) {
+	m := newE2EMesh(t)
+	lap, nas, other := m.node("laptop"), m.node("nas"), m.node("other")
+	docs := m.dir("docs")
+	mustWrite(t, filepath.Join(docs, "a.txt"), []byte("a"), 0o644)
+	lap.allow(nas)
+	nas.allow(lap)
+	lap.protect("docs", docs, nas)
+	// nas has no backup_for entry for laptop/docs
+	nas.start()
+	lap.start()
+	waitSyncedFails := func(want string) string {
+		t.Helper()
+		code, out, errOut := m.vigil(60*time.Second, "lag", "--home", lap.home, "--wait-synced", "30s")
+		if code != 1 || !strings.Contains(out+errOut, want) {
+			t.Fatalf("vigil lag --wait-synced: exit %d, want 1 naming %q\nstdout: %s\nstderr: %s", code, want, out, errOut)
+		}
+		return out + errOut
+	}
+	waitSyncedFails("nas has no backup_for entry for laptop/docs")
+	code, out, _ := m.vigil(20*time.Second, "status", "--home", nas.home)
+	if code != 0 || !strings.Contains(out, "laptop/docs") || !strings.Contains(out, "no backup_for entry") {
+		t.Fatalf("nas status does not list the folder it was asked for: exit %d\n%s", code, out)
+	}
+	nas.stop()
+	lap.stop()
+
+	// nas does not list laptop among its peers (nor keeps anything for it)
+	nas.peers = nil
+	nas.start()
+	lap.start()
+	waitSyncedFails("it probably does not list this node (" + lap.id + ") in its peers")
+	nas.stop()
+	lap.stop()
+
+	// a typo in the peer ID: laptop expects other's ID at nas's address
+	nas.allow(lap)
+	nas.keepFor(lap, "docs")
+	nas.start()
+	lap.peers = nil
+	lap.allow(nas)
+	lap.writeConfig()
+	cfg, err := os.ReadFile(filepath.Join(lap.home, "vigil.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lap.home, "vigil.yaml"), []byte(strings.ReplaceAll(string(cfg), nas.id, other.id)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lap.startWithConfigAsWritten()
+	text := waitSyncedFails("identifies as " + nas.id + ", not the configured " + other.id)
+	if !strings.Contains(text, nas.listenAddr()) {
+		t.Errorf("the message does not name the address: %s", text)
+	}
+	code, out, _ = m.vigil(20*time.Second, "status", "--home", lap.home)
+	if code != 0 || !strings.Contains(out, "identifies as "+nas.id) {
+		t.Fatalf("laptop status does not explain the peer: exit %d\n%s", code, out)
+	}
+}

@@ -44,6 +44,10 @@ type LagPair struct {
 	BaselineETASeconds     *float64   `json:"baseline_eta_seconds,omitempty"`
 	LastApplied            *time.Time `json:"last_applied"`
 	OfflineSince           *time.Time `json:"offline_since,omitempty"` // last time the backup was heard from
+	// OfflineReason says why the other side is not connected, when known
+	// (nothing listens at its address, its peer ID does not match, it
+	// does not list this node...).
+	OfflineReason string `json:"offline_reason,omitempty"`
 	// Errors is what keeps changes of this pair from being backed up: paths
 	// the source cannot read or the backup cannot write, a journal that
 	// cannot be written, a backup whose disk is full. Never null.
@@ -83,8 +87,10 @@ type PeerReport struct {
 	RTTMillis float64  `json:"rtt_ms"`
 	// Problem says why the peer is not connected, when known (a peer ID
 	// that does not match, a peer that does not list this node, nothing
-	// listening at its address...).
-	Problem string `json:"problem,omitempty"`
+	// listening at its address...); Misconfigured says it comes from a
+	// config and will not go away by waiting.
+	Problem       string `json:"problem,omitempty"`
+	Misconfigured bool   `json:"misconfigured,omitempty"`
 }
 
 // FolderReport is one protected folder.

@@ -96,20 +96,20 @@ func (n *MemNet) peer(p peer.ID) (string, bool) {
 
 // problem says why n is not connected to p (named name), like the mesh
 // does: the hub knows whether p runs and lists n.
-func (h *Hub) problem(n *MemNet, p peer.ID, name string) string {
+func (h *Hub) problem(n *MemNet, p peer.ID, name string) (problem string, misconfigured bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	o := h.nodes[p]
 	switch {
 	case o == nil || o.isClosed():
-		return fmt.Sprintf("nothing listens for %s (not running)", name)
+		return fmt.Sprintf("nothing listens for %s (not running)", name), false
 	case h.cut[linkKey(n.id, p)]:
-		return fmt.Sprintf("no route to %s (partitioned)", name)
+		return fmt.Sprintf("no route to %s (partitioned)", name), false
 	}
 	if _, ok := o.peers[n.id]; !ok {
-		return fmt.Sprintf("%s closed the connection right after the handshake: it probably does not list this node (%s) in its peers", name, n.id)
+		return fmt.Sprintf("%s closed the connection right after the handshake: it probably does not list this node (%s) in its peers", name, n.id), true
 	}
-	return ""
+	return "", false
 }
 
 // SetPeers replaces n's allow-list: links to peers no longer listed are
@@ -246,7 +246,7 @@ func (n *MemNet) Peers() []mesh.PeerStatus {
 	for id, name := range peers {
 		st := mesh.PeerStatus{ID: id, Name: name, Connected: n.Connected(id)}
 		if !st.Connected {
-			st.Problem = n.hub.problem(n, id, name)
+			st.Problem, st.Misconfigured = n.hub.problem(n, id, name)
 		}
 		out = append(out, st)
 	}
