@@ -172,7 +172,9 @@ func (g *globals) LoadConfig() (*config.Config, error) { return loadConfig(g.hom
 
 // LoadClientConfig loads the config of a command that only asks the
 // running node (see loadClientConfig).
-func (g *globals) LoadClientConfig() (*config.Config, error) { return loadClientConfig(g.home, g.stderr) }
+func (g *globals) LoadClientConfig() (*config.Config, error) {
+	return loadClientConfig(g.home, g.stderr)
+}
 
 // Logger returns a logger writing to stderr in the --log-format and at the
 // --log-level asked for.
