@@ -40,7 +40,7 @@
 //     requests, so non-members never receive the topic from us (flood
 //     publishing is off: it would bypass the filter). The topic validator
 //     rejects a message whose signer is not the folder's source, whose
-//     payload exceeds 1 MiB, or that was forwarded by a non-member.
+//     payload exceeds MaxMessageSize (320 KiB), or that was forwarded by a non-member.
 //
 // # Limits
 //
@@ -110,7 +110,7 @@
 // be empty or contain '/' or control characters. "1" is the version of the
 // record format carried on the topic. Members: on the source, its
 // designated backups (folders[].backup_to); on a backup, the source. Only
-// the source publishes. A payload is at most MaxMessageSize (1 MiB); in
+// the source publishes. A payload is at most MaxMessageSize (320 KiB); in
 // practice records are small and large chunks are announced by CID and
 // fetched over ProtoSync.
 //

@@ -127,7 +127,14 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 	if err != nil {
 		return fail(fmt.Errorf("mesh: subscribe to connection events: %w", err))
 	}
+	// Gossipsub keeps every message it delivered for HistoryLength
+	// heartbeats (1 s each) to answer IWANTs: a source flooding its topic
+	// makes each member hold that many seconds of it. Lost messages are
+	// pulled over streams anyway, so a short history does.
+	params := pubsub.DefaultGossipSubParams()
+	params.HistoryLength, params.HistoryGossip = 2, 1
 	m.ps, err = pubsub.NewGossipSub(mctx, h,
+		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithPeerFilter(m.peerFilter),
 		pubsub.WithFloodPublish(false), // flood publishing would bypass the peer filter

@@ -13,8 +13,12 @@ import (
 )
 
 // MaxMessageSize is the largest payload a folder topic carries; the
-// validators reject larger messages. Bulk data moves over streams.
-const MaxMessageSize = 1 << 20
+// validators reject larger messages. Bulk data moves over streams. It
+// leaves room for the 256 KiB of records a message carries at most (see
+// node/wire) and bounds what a flood can make a peer hold: gossipsub
+// keeps each delivered message in its history for a few seconds, and a
+// Topic buffers up to subscriptionBuffer of them.
+const MaxMessageSize = 320 << 10
 
 // rpcOverhead is the room gossipsub gets above MaxMessageSize for the
 // envelope of one message (topic, signature, key, control data).
@@ -23,7 +27,7 @@ const rpcOverhead = 64 << 10
 // subscriptionBuffer is how many validated messages a Topic holds for Next
 // before gossipsub drops new ones (counted as dropped, reason
 // "subscriber_full").
-const subscriptionBuffer = 256
+const subscriptionBuffer = 128
 
 // topicPrefix starts every folder topic name.
 const topicPrefix = "/vigil/folder/1/"

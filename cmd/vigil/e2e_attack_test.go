@@ -283,8 +283,9 @@ func TestE2EAttacksByAnAllowListedPeerKeepMemoryBoundedAndReplicationGoing(t *te
 		}
 	})
 
-	// 3. A compromised source: a heartbeat claiming head 2^64-1, then 600
-	// records of 1000 KiB beyond a gap that never fills.
+	// 3. A compromised source: a heartbeat claiming head 2^64-1, then
+	// 2400 records of 256 KiB (the largest a message carries; 600 MB in
+	// all) beyond a gap that never fills.
 	t.Run("records beyond a gap and a huge head from a source", func(t *testing.T) {
 		topic, err := att.m.JoinFolder(att.id, "evil", []peer.ID{nasID})
 		if err != nil {
@@ -303,10 +304,10 @@ func TestE2EAttacksByAnAllowListedPeerKeepMemoryBoundedAndReplicationGoing(t *te
 			t.Fatal(err)
 		}
 		w := watchRSS(t, nas.process().Pid)
-		payload := make([]byte, 1000<<10)
-		pace := time.NewTicker(10 * time.Millisecond) // a steady flood gossipsub does not drop at our side
+		payload := make([]byte, wire.MaxPubInline)
+		pace := time.NewTicker(2500 * time.Microsecond) // a steady 100 MB/s flood gossipsub does not drop at our side
 		defer pace.Stop()
-		for i := range 600 {
+		for i := range 2400 {
 			<-pace.C
 			rec := wire.Record{Seq: 1000 + uint64(i), Time: time.Now(), Payload: payload}
 			if err := topic.Publish(ctx, wire.AppendRecord([]byte{wire.PubRecord}, rec)); err != nil {
@@ -317,9 +318,9 @@ func TestE2EAttacksByAnAllowListedPeerKeepMemoryBoundedAndReplicationGoing(t *te
 			return metricValue(t, nas, "vigil_node_records_out_of_order_dropped_total") > 0
 		})
 		change("during-3")
-		figures = append(figures, w.end(t, "nas, 600 records of 1000 KiB beyond a gap"))
+		figures = append(figures, w.end(t, "nas, 2400 records of 256 KiB (600 MB) beyond a gap"))
 		for _, p := range nas.lag().Pairs {
-			if p.Folder == "evil" && p.HeadSeq > 1000+600 {
+			if p.Folder == "evil" && p.HeadSeq > 1000+2400 {
 				t.Errorf("nas shows head_seq %d for mallory/evil after a heartbeat claiming 2^64-1", p.HeadSeq)
 			}
 		}

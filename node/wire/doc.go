@@ -79,7 +79,7 @@
 // # Pubsub messages (topic /vigil/folder/1/<source>/<folder>)
 //
 // The first byte is the type. Only the folder's source may publish (the
-// mesh validator checks the signature), and messages are at most 1 MiB.
+// mesh validator checks the signature), and messages are at most 320 KiB.
 //
 //	0x04 records    consecutive records, each a byte field holding a
 //	                Record; at most 256 KiB of records a message
