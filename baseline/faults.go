@@ -50,7 +50,17 @@ func (f *Faults) Check(rel string) error {
 // StatOption configures Stat.
 type StatOption func(*statOptions)
 
-type statOptions struct{ faults *Faults }
+type statOptions struct {
+	faults   *Faults
+	deferred *int64
+}
+
+// Deferred makes Read return a file of up to 16 MiB as its bytes, read in
+// one consistent copy, and leave the chunking to State.Hash: a caller that
+// reads several files together checks them all before it spends time
+// hashing. budget bounds the bytes so held (it shrinks with each file);
+// past it files are hashed at once.
+func Deferred(budget *int64) StatOption { return func(o *statOptions) { o.deferred = budget } }
 
 // WithFaults makes Stat consult f before reading.
 func WithFaults(f *Faults) StatOption { return func(o *statOptions) { o.faults = f } }

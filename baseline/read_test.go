@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -44,7 +45,7 @@ func TestReadAgainAfterAWriteRacedTheRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameChunks(st.Entry.Chunks, chunks) {
+	if !slices.EqualFunc(st.Entry.Chunks, chunks, chunkEqual) {
 		t.Fatal("entry is not the file as it was after the write")
 	}
 	fi, _ := os.Stat(p)
@@ -80,8 +81,8 @@ func TestReadOfAFileChangedDuringEveryReadIsTornNeverMixedOrAbsent(t *testing.T)
 	if st.Entry.Path != "" || st.Entry.Chunks != nil {
 		t.Fatalf("an entry was made of a torn read: %+v", st.Entry)
 	}
-	if n != ReadAttempts {
-		t.Fatalf("%d reads, want %d (ReadAttempts)", n, ReadAttempts)
+	if n < ReadAttempts || n > MaxReadAttempts {
+		t.Fatalf("%d reads, want %d to %d", n, ReadAttempts, MaxReadAttempts)
 	}
 	// Scan reports it to OnError as torn, and leaves it out.
 	var got error

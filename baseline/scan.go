@@ -264,13 +264,19 @@ func entryFromInfo(rel string, info fs.FileInfo, reuse func(string) (*Entry, boo
 	}
 }
 
-// ReadAttempts bounds the reads of one file that one Scan, Stat or Read
-// makes: a read that raced a writer (the file's stamp moved while it was
-// read, or the bytes read do not add up to its size) is thrown away and
-// the file read again, at most this many times in all. Past that the call
-// fails with ErrTorn and makes no entry: a mixed state of a file is never
-// returned.
-const ReadAttempts = 4
+// Reads of one file that raced a writer (the file's stamp moved while it
+// was read, or the bytes read do not add up to its size) are thrown away
+// and the file read again at once: a read that starts right after a write
+// has the whole gap to the writer's next one. One Scan, Stat or Read
+// makes at least ReadAttempts reads of a file, and goes on for up to
+// ReadPatience since the first, at most MaxReadAttempts in all. Past that
+// the call fails with ErrTorn and makes no entry: a mixed state of a file
+// is never returned.
+const (
+	ReadAttempts    = 4
+	ReadPatience    = 50 * time.Millisecond
+	MaxReadAttempts = 64
+)
 
 // memRead: a file up to this size is copied into memory in one pass and
 // chunked from there, so the window in which a writer can race the read
@@ -287,29 +293,58 @@ type Keep struct {
 	Budget int64
 }
 
-// readResult is one consistent read of a file.
+// readResult is one consistent read of a file: its stamp, and either its
+// bytes (a small file, not hashed yet) or its chunks and kept bytes.
 type readResult struct {
 	stamp   Stamp
+	raw     []byte
+	chunks  []Chunk
 	data    map[cid.Cid][]byte
 	retries int
 }
 
 // hashFile reads e.Path through rt and fills e's chunks, size and metadata
-// from the open file. Around each read it takes the open file's stamp
-// (size, mtime, ctime, inode); a read whose stamps differ, or whose bytes
-// do not add up to the size, raced a writer and is read again, up to
-// ReadAttempts reads in all, after which it returns ErrTorn (in a
-// *PathError). A file that is gone, or is no longer a regular file, gives
-// errVanished.
+// from the open file (see readFile), hashing at once.
 func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int, faults *Faults, keep *Keep) (readResult, error) {
+	res, err := readFile(ctx, rt, e, workers, faults, keep)
+	if err != nil || res.raw == nil {
+		return res, err
+	}
+	res.chunks, res.data, err = chunkBytes(ctx, res.raw, workers, keep)
+	res.raw = nil
+	if err != nil {
+		return res, &PathError{Op: "read", Path: e.Path, Err: err}
+	}
+	e.Chunks = res.chunks
+	return res, nil
+}
+
+// readFile reads e.Path through rt and fills e's size and metadata from
+// the open file; a file up to memRead bytes comes back as its bytes
+// (res.raw, chunked by the caller), a larger one chunked as it streams in
+// (e.Chunks). Around each read it takes the open file's stamp (size,
+// mtime, ctime, inode); a read whose stamps differ, or whose bytes do not
+// add up to the size, raced a writer and is thrown away, up to
+// ReadAttempts reads in all, after which it returns ErrTorn (in a
+// *PathError). For a small file only the copy is in the window a writer
+// can race, never the hashing. A file that is gone, or is no longer a
+// regular file, gives errVanished.
+func readFile(ctx context.Context, rt *os.Root, e *Entry, workers int, faults *Faults, keep *Keep) (readResult, error) {
 	name := filepath.FromSlash(e.Path)
 	if err := faults.Check(e.Path); err != nil {
 		return readResult{}, &PathError{Op: "read", Path: e.Path, Err: err}
 	}
 	var res readResult
-	var verify []Chunk // a racy read waiting for a second read to agree
+	var verify []byte // a racy read waiting for a second read to agree
+	var verifyChunks []Chunk
 	var verifyStamp Stamp
-	for attempt := 1; attempt <= ReadAttempts; attempt++ {
+	var buf []byte // reused across attempts
+	first := time.Now()
+	attempt := 1
+	for ; ; attempt++ {
+		if attempt > MaxReadAttempts || attempt > ReadAttempts && time.Since(first) >= ReadPatience {
+			break
+		}
 		f, err := rt.OpenFile(name, os.O_RDONLY|openFlags, 0)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -327,13 +362,29 @@ func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int, faults *F
 			return res, errVanished
 		}
 		start := time.Now()
+		var raw []byte
+		var chunks []Chunk
+		var data map[cid.Cid][]byte
+		var n int64
 		spent := int64(0)
-		chunks, data, err := readChunks(ctx, f, before.Size(), workers, keep, &spent)
-		if err == nil {
-			faults.duringRead(e.Path)
+		if before.Size() <= memRead {
+			if int64(cap(buf)) < before.Size()+1 || verify != nil {
+				buf = make([]byte, before.Size()+1) // one more byte: a file that grew shows
+			}
+			raw = buf[:before.Size()+1]
+			var m int
+			m, err = io.ReadFull(f, raw)
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = nil
+			}
+			raw, n = raw[:m], int64(m)
+		} else {
+			chunks, data, err = chunkStreamKeep(ctx, f, workers, keep, &spent)
+			n = sumSizes(chunks)
 		}
 		var after fs.FileInfo
 		if err == nil {
+			faults.duringRead(e.Path)
 			after, err = f.Stat()
 		}
 		f.Close()
@@ -344,12 +395,13 @@ func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int, faults *F
 			return res, &PathError{Op: "read", Path: e.Path, Err: err}
 		}
 		bs, as := StampOf(before), StampOf(after)
-		stable := bs == as && sumSizes(chunks) == as.Size
+		stable := bs == as && n == as.Size
 		if stable && racy(bs, start) {
 			// the ctime cannot be trusted this close to the write: keep
 			// the read only if the next one gives the same bytes
-			if verify == nil || verifyStamp != bs || !sameChunks(verify, chunks) {
-				verify, verifyStamp = chunks, bs
+			same := verifyStamp == bs && (raw != nil && bytes.Equal(verify, raw) || raw == nil && verifyChunks != nil && slices.EqualFunc(verifyChunks, chunks, chunkEqual))
+			if !same {
+				verify, verifyChunks, verifyStamp = raw, chunks, bs
 				stable = false
 			}
 		}
@@ -357,9 +409,7 @@ func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int, faults *F
 			if keep != nil {
 				keep.Budget += spent
 			}
-			if attempt < ReadAttempts {
-				res.retries++
-			}
+			res.retries++
 			continue
 		}
 		e.Mode = before.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
@@ -367,48 +417,46 @@ func hashFile(ctx context.Context, rt *os.Root, e *Entry, workers int, faults *F
 		e.Inode, e.Dev = fileID(before)
 		e.Size = as.Size
 		e.Chunks = chunks
-		res.stamp, res.data = bs, data
+		res.stamp, res.raw, res.chunks, res.data = bs, raw, chunks, data
 		return res, nil
 	}
-	return res, &PathError{Op: "read", Path: e.Path, Err: fmt.Errorf("%w (%d reads in a row raced a writer)", ErrTorn, ReadAttempts)}
+	res.retries-- // the last read is not read again
+	return res, &PathError{Op: "read", Path: e.Path, Err: fmt.Errorf("%w (%d reads in %v raced a writer)", ErrTorn, attempt-1, time.Since(first).Round(time.Millisecond))}
 }
 
-func sameChunks(a, b []Chunk) bool { return slices.EqualFunc(a, b, chunkEqual) }
-
-// readChunks chunks the open file f of size bytes, small files from one
-// copy in memory, and keeps the bytes of the chunks keep wants, counting
-// them in spent.
-func readChunks(ctx context.Context, f *os.File, size int64, workers int, keep *Keep, spent *int64) ([]Chunk, map[cid.Cid][]byte, error) {
-	var r io.Reader = f
-	if size <= memRead {
-		buf := make([]byte, size+1) // one more byte: a file that grew shows
-		n, err := io.ReadFull(f, buf)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return nil, nil, err
-		}
-		r = bytes.NewReader(buf[:n])
+// keepFunc returns the chunk callback that keeps the bytes keep wants
+// into *data, counting them in spent (nil keep: nil).
+func keepFunc(keep *Keep, data *map[cid.Cid][]byte, spent *int64) func([]byte, Chunk) error {
+	if keep == nil {
+		return nil
 	}
-	var data map[cid.Cid][]byte
-	var fn func([]byte, Chunk) error
-	if keep != nil {
-		fn = func(b []byte, c Chunk) error {
-			if keep.Budget < int64(len(b)) || (keep.Want != nil && !keep.Want(c)) {
-				return nil
-			}
-			if _, ok := data[c.CID]; ok {
-				return nil
-			}
-			if data == nil {
-				data = make(map[cid.Cid][]byte)
-			}
-			data[c.CID] = append([]byte(nil), b...)
-			keep.Budget -= int64(len(b))
-			*spent += int64(len(b))
+	return func(b []byte, c Chunk) error {
+		if keep.Budget < int64(len(b)) || (keep.Want != nil && !keep.Want(c)) {
 			return nil
 		}
+		if _, ok := (*data)[c.CID]; ok {
+			return nil
+		}
+		if *data == nil {
+			*data = make(map[cid.Cid][]byte)
+		}
+		(*data)[c.CID] = append([]byte(nil), b...)
+		keep.Budget -= int64(len(b))
+		*spent += int64(len(b))
+		return nil
 	}
-	chunks, err := chunkStream(ctx, r, &defaultCDC, workers, fn)
+}
+
+func chunkStreamKeep(ctx context.Context, r io.Reader, workers int, keep *Keep, spent *int64) ([]Chunk, map[cid.Cid][]byte, error) {
+	var data map[cid.Cid][]byte
+	chunks, err := chunkStream(ctx, r, &defaultCDC, workers, keepFunc(keep, &data, spent))
 	return chunks, data, err
+}
+
+// chunkBytes chunks a file read whole into memory.
+func chunkBytes(ctx context.Context, raw []byte, workers int, keep *Keep) ([]Chunk, map[cid.Cid][]byte, error) {
+	var spent int64
+	return chunkStreamKeep(ctx, bytes.NewReader(raw), workers, keep, &spent)
 }
 
 // State is one consistent read of a path: its entry, the stamp of the
@@ -425,6 +473,33 @@ type State struct {
 	Data map[cid.Cid][]byte
 	// Retries counts the reads thrown away because they raced a writer.
 	Retries int
+
+	raw []byte // a file read with Deferred: its bytes, not chunked yet
+}
+
+// Unhashed reports whether the state is a file read with Deferred whose
+// chunks Hash has yet to compute.
+func (s *State) Unhashed() bool { return s.raw != nil }
+
+// Hash chunks the bytes of a file read with Deferred into Entry.Chunks
+// (keeping the chunks keep wants in Data); it does nothing for any other
+// state.
+func (s *State) Hash(ctx context.Context, keep *Keep) error {
+	if s.raw == nil {
+		return nil
+	}
+	chunks, data, err := chunkBytes(ctx, s.raw, runtime.GOMAXPROCS(0), keep)
+	if err != nil {
+		return &PathError{Op: "read", Path: s.Entry.Path, Err: err}
+	}
+	s.Entry.Chunks, s.raw = chunks, nil
+	for k, v := range data {
+		if s.Data == nil {
+			s.Data = make(map[cid.Cid][]byte)
+		}
+		s.Data[k] = v
+	}
+	return nil
 }
 
 // Stat returns the entry for one path of the folder at root, like Scan
@@ -505,6 +580,20 @@ func readOnce(rt *os.Root, rel string, prev *Entry, ignore *Matcher, keep *Keep,
 	e, needHash, err := entryFromInfo(rel, info, reuse, readlink, nil)
 	if err != nil || !needHash {
 		return State{Entry: e, Stamp: StampOf(info)}, err
+	}
+	if o.deferred != nil {
+		res, err := readFile(context.Background(), rt, &e, runtime.GOMAXPROCS(0), o.faults, keep)
+		if err != nil {
+			return State{Retries: res.retries}, err
+		}
+		st := State{Entry: e, Stamp: res.stamp, Data: res.data, Retries: res.retries, raw: res.raw}
+		if *o.deferred < int64(len(res.raw)) {
+			// past the budget of bytes held: hashed now
+			err = st.Hash(context.Background(), keep)
+		} else {
+			*o.deferred -= int64(len(res.raw))
+		}
+		return st, err
 	}
 	res, err := hashFile(context.Background(), rt, &e, runtime.GOMAXPROCS(0), o.faults, keep)
 	if err != nil {
