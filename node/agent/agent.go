@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/index"
@@ -37,6 +38,11 @@ type Watcher interface {
 	Ready() <-chan struct{}
 	Batches() <-chan watch.Batch
 	Flush(ctx context.Context) error
+	// Take hands over every path with changes, settled or not, after
+	// reading the kernel's queue; Requeue gives paths back (they settle
+	// again). See docs/capture.md.
+	Take(ctx context.Context) (watch.Batch, error)
+	Requeue(paths []string)
 	// Resync brings its watches in line with the tree (after the ignore
 	// rules changed) and asks for a full rescan.
 	Resync()
@@ -122,7 +128,11 @@ type Agent struct {
 	// to chunk in full at their next observation
 	recheck    map[string]time.Time
 	forceFull  map[string]bool
-	retryDelay time.Duration // after a failed capture; 0 once one succeeds
+	retryDelay time.Duration        // after a failed capture; 0 once one succeeds
+	g          *groupRead           // what the capture under way has read
+	tornSince  map[string]time.Time // files torn on every capture since then
+
+	stats struct{ retries, torn atomic.Int64 }
 }
 
 type dirMove struct {
@@ -182,6 +192,7 @@ func New(cfg Config) (*Agent, error) {
 
 		recheck:   make(map[string]time.Time),
 		forceFull: make(map[string]bool),
+		tornSince: make(map[string]time.Time),
 	}
 	if a.m == nil {
 		a.m = NewMetrics(nil)

@@ -100,8 +100,10 @@ func (h *harness) journaled() map[string]bool {
 		if err != nil {
 			return err
 		}
-		if c.Op == wire.OpPut {
-			out[c.Path] = true
+		for _, m := range c.Changes() { // a group holds several
+			if m.Op == wire.OpPut {
+				out[m.Path] = true
+			}
 		}
 		return nil
 	})

@@ -108,6 +108,7 @@ func EncodeChange(dst []byte, c *Change) []byte {
 		for _, m := range c.Group {
 			dst = AppendBytes(dst, EncodeChange(nil, m))
 		}
+		return dst
 	case OpRename:
 		dst = AppendString(dst, c.To)
 	case OpMeta:
@@ -137,6 +138,27 @@ func EncodeChange(dst []byte, c *Change) []byte {
 				}
 			}
 		}
+	}
+	return dst
+}
+
+// EncodeGroup returns the record of a group of changes already encoded
+// with EncodeChange (the first one's path is path), without encoding them
+// again; one change is returned as it is.
+func EncodeGroup(path string, members [][]byte) []byte {
+	if len(members) == 1 {
+		return members[0]
+	}
+	n := 16 + len(path)
+	for _, m := range members {
+		n += len(m) + binary.MaxVarintLen64
+	}
+	dst := make([]byte, 0, n)
+	dst = append(dst, recordVersion, byte(OpGroup))
+	dst = AppendString(dst, path)
+	dst = binary.AppendUvarint(dst, uint64(len(members)))
+	for _, m := range members {
+		dst = AppendBytes(dst, m)
 	}
 	return dst
 }

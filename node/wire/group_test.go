@@ -25,6 +25,13 @@ func TestGroupRoundTripKeepsEveryChangeInOrder(t *testing.T) {
 			t.Fatalf("change %d (%s %s) differs after the round trip", i, cs[i].Op, cs[i].Path)
 		}
 	}
+	var enc [][]byte
+	for _, c := range cs {
+		enc = append(enc, EncodeChange(nil, c))
+	}
+	if !bytes.Equal(EncodeGroup(cs[0].Path, enc), EncodeChange(nil, g)) {
+		t.Fatal("EncodeGroup of encoded changes differs from EncodeChange of the group")
+	}
 	if one := NewGroup(cs[:1]); one != cs[0] || len(one.Changes()) != 1 {
 		t.Fatal("a group of one change is not the change itself")
 	}
