@@ -197,6 +197,11 @@ func New(cfg Config) (*Agent, error) {
 	if a.m == nil {
 		a.m = NewMetrics(nil)
 	}
+	// the capture counters are there from the start, at zero
+	a.m.readRetries.WithLabelValues(a.id)
+	a.m.tornReads.WithLabelValues(a.id)
+	a.m.groupRounds.WithLabelValues(a.id)
+	a.m.groupsUneven.WithLabelValues(a.id)
 	for _, b := range cfg.Backups {
 		a.backups = append(a.backups, b)
 		a.acks[b] = &backupState{}
