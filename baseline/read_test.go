@@ -135,3 +135,45 @@ func TestReadKeepsTheBytesOfTheChunksItHashedWithinTheBudget(t *testing.T) {
 		t.Fatalf("kept %d bytes with a 20 KiB budget (left %d)", kept, small.Budget)
 	}
 }
+
+// Deferred: a small file comes back as one consistent copy, chunked only
+// when Hash is called, to the same chunks and kept bytes as an immediate
+// read; the budget of bytes held shrinks, and past it files are hashed at
+// once.
+func TestDeferredReadHashesLaterToTheSameEntry(t *testing.T) {
+	root := t.TempDir()
+	data := make([]byte, 150<<10)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(root, "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now, err := Read(root, "f", nil, nil, &Keep{Budget: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := int64(1 << 20)
+	st, err := Read(root, "f", nil, nil, nil, Deferred(&hold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Unhashed() || st.Entry.Chunks != nil || hold != 1<<20-int64(len(data)) {
+		t.Fatalf("deferred read: unhashed %v, %d chunks, hold left %d", st.Unhashed(), len(st.Entry.Chunks), hold)
+	}
+	if st.Stamp != now.Stamp {
+		t.Fatalf("stamp %+v, immediate read's %+v", st.Stamp, now.Stamp)
+	}
+	if err := st.Hash(t.Context(), &Keep{Budget: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Unhashed() || !slices.EqualFunc(st.Entry.Chunks, now.Entry.Chunks, chunkEqual) || len(st.Data) != len(now.Data) {
+		t.Fatal("hashed later, the entry differs from an immediate read")
+	}
+	small := int64(10)
+	st, err = Read(root, "f", nil, nil, nil, Deferred(&small))
+	if err != nil || st.Unhashed() || len(st.Entry.Chunks) == 0 || small != 10 {
+		t.Fatalf("past the budget: unhashed %v, %d chunks, budget %d, %v", st.Unhashed(), len(st.Entry.Chunks), small, err)
+	}
+}

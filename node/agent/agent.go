@@ -77,6 +77,9 @@ type Config struct {
 	ProblemRetry time.Duration
 	// ReadFaults makes reads of chosen paths fail (tests).
 	ReadFaults *baseline.Faults
+	// TornProblemAfter: a file that changes during every read of it for
+	// this long is reported as a problem of its path (0: 10s).
+	TornProblemAfter time.Duration
 }
 
 // Agent protects one folder: it keeps the folder's index, captures
@@ -98,6 +101,7 @@ type Agent struct {
 	names      func(peer.ID) string
 	retryEvery time.Duration
 	faults     *baseline.Faults
+	tornAfter  time.Duration
 
 	mu      sync.RWMutex // guards files, locs, seq, ready, scanned, acks
 	files   *index.Tree
@@ -180,7 +184,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		id: cfg.Folder, root: cfg.Root, rules: cfg.Rules, j: cfg.Journal, w: cfg.Watcher, topic: cfg.Topic,
 		db: cfg.DB, rows: index.Agent(cfg.Folder), m: cfg.Metrics, capBytes: cfg.JournalMaxBytes, names: cfg.PeerName,
-		retryEvery: cmp.Or(cfg.ProblemRetry, problemRetry), faults: cfg.ReadFaults,
+		retryEvery: cmp.Or(cfg.ProblemRetry, problemRetry), faults: cfg.ReadFaults, tornAfter: cmp.Or(cfg.TornProblemAfter, tornProblemAfter),
 		log:      cfg.Logger.With("subsystem", "agent", "folder", cfg.Folder),
 		files:    index.NewTree(),
 		locs:     make(index.Locs),

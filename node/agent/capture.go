@@ -262,7 +262,7 @@ const (
 	// several groups, in order.
 	maxGroupPayload = 32 << 20
 	// tornProblemAfter: a file torn on every capture for this long is
-	// reported as a problem of its path.
+	// reported as a problem of its path (Config.TornProblemAfter).
 	tornProblemAfter = 10 * time.Second
 )
 
@@ -550,7 +550,7 @@ func (a *Agent) tornPaths() {
 		if !ok {
 			a.tornSince[p] = now
 			a.log.Info("file changed during every read; captured again later", "path", p)
-		} else if now.Sub(since) >= tornProblemAfter {
+		} else if now.Sub(since) >= a.tornAfter {
 			a.setProblem(p, fmt.Errorf("changes too fast to be read whole since %s: %w", since.Format(time.RFC3339), err))
 		}
 	}
