@@ -285,7 +285,7 @@ type groupRead struct {
 
 // groupHold bounds the bytes of a group's files held in memory until the
 // group has settled; past it files are hashed as they are read.
-const groupHold = 256 << 20
+const groupHold = 64 << 20
 
 func (a *Agent) newGroup() *groupRead {
 	g := &groupRead{stamps: make(map[string]baseline.Stamp), data: make(map[cid.Cid][]byte), torn: make(map[string]error),
