@@ -27,6 +27,10 @@ var (
 	ErrIgnored = errors.New("baseline: path is ignored")
 	// ErrSpecialFile: Stat found a socket, fifo or device, which is not protected.
 	ErrSpecialFile = errors.New("baseline: special file not supported")
+	// ErrTorn: a file changed during every read of it (ReadAttempts in a
+	// row): no state of it could be read whole. The file exists; it is
+	// read again later.
+	ErrTorn = errors.New("baseline: file changed while it was read")
 )
 
 // PathError records a failure on one path of a folder. Path is relative to

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/index"
@@ -37,6 +38,11 @@ type Watcher interface {
 	Ready() <-chan struct{}
 	Batches() <-chan watch.Batch
 	Flush(ctx context.Context) error
+	// Take hands over every path with changes, settled or not, after
+	// reading the kernel's queue; Requeue gives paths back (they settle
+	// again). See docs/capture.md.
+	Take(ctx context.Context) (watch.Batch, error)
+	Requeue(paths []string)
 	// Resync brings its watches in line with the tree (after the ignore
 	// rules changed) and asks for a full rescan.
 	Resync()
@@ -71,6 +77,9 @@ type Config struct {
 	ProblemRetry time.Duration
 	// ReadFaults makes reads of chosen paths fail (tests).
 	ReadFaults *baseline.Faults
+	// TornProblemAfter: a file that changes during every read of it for
+	// this long is reported as a problem of its path (0: 10s).
+	TornProblemAfter time.Duration
 }
 
 // Agent protects one folder: it keeps the folder's index, captures
@@ -92,6 +101,7 @@ type Agent struct {
 	names      func(peer.ID) string
 	retryEvery time.Duration
 	faults     *baseline.Faults
+	tornAfter  time.Duration
 
 	mu      sync.RWMutex // guards files, locs, seq, ready, scanned, acks
 	files   *index.Tree
@@ -122,7 +132,11 @@ type Agent struct {
 	// to chunk in full at their next observation
 	recheck    map[string]time.Time
 	forceFull  map[string]bool
-	retryDelay time.Duration // after a failed capture; 0 once one succeeds
+	retryDelay time.Duration        // after a failed capture; 0 once one succeeds
+	g          *groupRead           // what the capture under way has read
+	tornSince  map[string]time.Time // files torn on every capture since then
+
+	stats struct{ retries, torn atomic.Int64 }
 }
 
 type dirMove struct {
@@ -170,7 +184,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		id: cfg.Folder, root: cfg.Root, rules: cfg.Rules, j: cfg.Journal, w: cfg.Watcher, topic: cfg.Topic,
 		db: cfg.DB, rows: index.Agent(cfg.Folder), m: cfg.Metrics, capBytes: cfg.JournalMaxBytes, names: cfg.PeerName,
-		retryEvery: cmp.Or(cfg.ProblemRetry, problemRetry), faults: cfg.ReadFaults,
+		retryEvery: cmp.Or(cfg.ProblemRetry, problemRetry), faults: cfg.ReadFaults, tornAfter: cmp.Or(cfg.TornProblemAfter, tornProblemAfter),
 		log:      cfg.Logger.With("subsystem", "agent", "folder", cfg.Folder),
 		files:    index.NewTree(),
 		locs:     make(index.Locs),
@@ -182,10 +196,16 @@ func New(cfg Config) (*Agent, error) {
 
 		recheck:   make(map[string]time.Time),
 		forceFull: make(map[string]bool),
+		tornSince: make(map[string]time.Time),
 	}
 	if a.m == nil {
 		a.m = NewMetrics(nil)
 	}
+	// the capture counters are there from the start, at zero
+	a.m.readRetries.WithLabelValues(a.id)
+	a.m.tornReads.WithLabelValues(a.id)
+	a.m.groupRounds.WithLabelValues(a.id)
+	a.m.groupsUneven.WithLabelValues(a.id)
 	for _, b := range cfg.Backups {
 		a.backups = append(a.backups, b)
 		a.acks[b] = &backupState{}

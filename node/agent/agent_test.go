@@ -47,6 +47,12 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the agent's config changed by set.
+func newHarnessWith(t *testing.T, set func(*Config)) *harness {
+	t.Helper()
 	root, data := t.TempDir(), t.TempDir()
 	db, err := store.OpenDB(filepath.Join(data, "index.db"))
 	if err != nil {
@@ -57,8 +63,12 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, root: root, j: journal.NewFaulty(journal.NewMem()), done: make(chan error, 1)}
-	h.a, err = New(Config{Folder: "docs", Root: root, Journal: h.j, DB: db, Watcher: w, Topic: &published{},
-		Logger: slog.New(slog.DiscardHandler)})
+	cfg := Config{Folder: "docs", Root: root, Journal: h.j, DB: db, Watcher: w, Topic: &published{},
+		Logger: slog.New(slog.DiscardHandler)}
+	if set != nil {
+		set(&cfg)
+	}
+	h.a, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +110,10 @@ func (h *harness) journaled() map[string]bool {
 		if err != nil {
 			return err
 		}
-		if c.Op == wire.OpPut {
-			out[c.Path] = true
+		for _, m := range c.Changes() { // a group holds several
+			if m.Op == wire.OpPut {
+				out[m.Path] = true
+			}
 		}
 		return nil
 	})

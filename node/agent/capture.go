@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/watch"
 	"github.com/vigil-mesh/vigil/node/wire"
 
 	"github.com/ipfs/go-cid"
@@ -44,7 +47,15 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		obs[rel] = e
 		return
 	}
-	e, err := baseline.Stat(a.root, rel, prev, a.rules.Matcher(), baseline.WithFaults(a.faults))
+	delete(a.g.torn, rel)
+	st, err := baseline.Read(a.root, rel, prev, a.rules.Matcher(), &a.g.keep, baseline.WithFaults(a.faults), baseline.Deferred(&a.g.hold))
+	a.g.retries += st.Retries
+	if errors.Is(err, baseline.ErrTorn) {
+		// Every read raced a writer: no state of it is recorded now (the
+		// index and the backups keep the last one), and it is read again.
+		a.g.torn[rel] = err
+		return
+	}
 	if err != nil {
 		if unreadable(err) {
 			// reported until it can be read; the index (and the backups)
@@ -54,6 +65,7 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		}
 		a.clearProblem(rel)
 		obs[rel] = nil
+		a.g.read(rel, baseline.Stamp{}, nil) // absent: a later lstat must fail too
 		if np := a.movedPath(rel); np != "" {
 			a.observe(ctx, np, obs)
 		}
@@ -66,7 +78,12 @@ func (a *Agent) observe(ctx context.Context, rel string, obs map[string]*baselin
 		}
 		return
 	}
-	obs[rel] = &e
+	obs[rel] = &st.Entry
+	e := st.Entry
+	a.g.read(rel, st.Stamp, st.Data)
+	if st.Unhashed() {
+		a.g.unhashed[rel] = &st
+	}
 	if prev != nil && prev.Kind == baseline.KindDir && e.Kind != baseline.KindDir {
 		a.files.Walk(rel, func(d *baseline.Entry) {
 			if _, ok := obs[d.Path]; !ok {
@@ -140,6 +157,10 @@ func (a *Agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry
 		return nil, false
 	}
 	defer f.Close()
+	before, err := f.Stat()
+	if err != nil || baseline.StampOf(before) != baseline.StampOf(fi) {
+		return nil, false
+	}
 	n := len(prev.Chunks)
 	last := prev.Chunks[n-1]
 	lastOff := prev.Size - int64(last.Size)
@@ -147,10 +168,26 @@ func (a *Agent) appendFast(ctx context.Context, rel string, prev *baseline.Entry
 	if _, err := f.ReadAt(buf, lastOff); err != nil || baseline.VerifyChunk(last.CID, buf) != nil {
 		return nil, false
 	}
-	tail, err := baseline.ChunkReader(ctx, io.NewSectionReader(f, lastOff, fi.Size()-lastOff), nil)
+	keep := a.g.keep.Budget
+	data := make(map[cid.Cid][]byte)
+	tail, err := baseline.ChunkReader(ctx, io.NewSectionReader(f, lastOff, fi.Size()-lastOff), func(b []byte, c baseline.Chunk) error {
+		if int64(len(b)) <= keep && len(a.locs[c.CID]) == 0 {
+			data[c.CID] = append([]byte(nil), b...)
+			keep -= int64(len(b))
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, false
 	}
+	// a write during the read: the full read (with its retries) decides
+	after, err := f.Stat()
+	if err != nil || baseline.StampOf(after) != baseline.StampOf(before) {
+		a.g.retries++
+		return nil, false
+	}
+	a.g.keep.Budget = keep
+	a.g.read(rel, baseline.StampOf(before), data)
 	e := *prev
 	e.Chunks = append(prev.Chunks[:n-1:n-1], tail...)
 	e.Size = fi.Size()
@@ -197,11 +234,196 @@ func consistent(obs map[string]*baseline.Entry) {
 	}
 }
 
+// Consistent capture (docs/capture.md). A capture reads a group: the
+// paths of a settled batch and every other path with changes the watcher
+// holds (Take), so files changed together are read together. Each read is
+// stamped (baseline.Read); once all are read, the group is checked as a
+// whole: every path still has the stamp it was read with, and no path
+// outside the group changed meanwhile (a second Take, after the kernel's
+// queue is drained). Paths that moved are read again, paths that changed
+// outside the group join it, up to groupRounds rounds. The group is then
+// journaled as one record, and the backup applies it as one: the files of
+// a group are, as far as the checks can tell, the state they had together
+// at one moment, which is what a database needs to restore from.
+//
+// Past the bounds nothing mixed is kept: a file whose every read raced a
+// writer (baseline.ErrTorn) is left out and read again soon (a problem of
+// the path once that has lasted tornProblemAfter); a group whose files
+// kept changing across groupRounds rounds is journaled with each file a
+// state it had, counted (capture_groups_unsettled_total) and logged, and
+// the paths that moved are read again at once.
+const (
+	groupRounds = 8
+	// groupKeep bounds the chunk bytes a group keeps from its reads to
+	// ship inline; chunks past it are read again when the record is made
+	// (and verified) or fetched by the backups.
+	groupKeep = 40 << 20
+	// maxGroupPayload: a capture whose records exceed this is journaled as
+	// several groups, in order.
+	maxGroupPayload = 32 << 20
+	// tornProblemAfter: a file torn on every capture for this long is
+	// reported as a problem of its path (Config.TornProblemAfter).
+	tornProblemAfter = 10 * time.Second
+)
+
+// groupRead is what the current capture has read. Owned by the run
+// goroutine.
+type groupRead struct {
+	stamps  map[string]baseline.Stamp // stamp of each path read; zero: seen absent
+	data    map[cid.Cid][]byte        // chunk bytes kept from the reads
+	keep    baseline.Keep
+	torn    map[string]error // paths whose every read raced a writer
+	rescan  bool             // the watcher asked for a full rescan meanwhile
+	retries int
+	last    string // the path read last
+	// files read into memory and not chunked yet (baseline.Deferred):
+	// hashed once the group has settled, so that hashing does not widen
+	// the window in which the group's files must stay still
+	unhashed map[string]*baseline.State
+	hold     int64 // bytes the group may still hold unhashed
+}
+
+// groupHold bounds the bytes of a group's files held in memory until the
+// group has settled; past it files are hashed as they are read.
+const groupHold = 64 << 20
+
+func (a *Agent) newGroup() *groupRead {
+	g := &groupRead{stamps: make(map[string]baseline.Stamp), data: make(map[cid.Cid][]byte), torn: make(map[string]error),
+		unhashed: make(map[string]*baseline.State), hold: groupHold}
+	g.keep = baseline.Keep{Budget: groupKeep, Want: func(c baseline.Chunk) bool { return len(a.locs[c.CID]) == 0 }}
+	return g
+}
+
+func (g *groupRead) read(rel string, st baseline.Stamp, data map[cid.Cid][]byte) {
+	g.stamps[rel] = st
+	g.last = rel
+	for k, v := range data {
+		g.data[k] = v
+	}
+}
+
+// sameState reports whether a path stamped was still stamped now: for a
+// directory, the same directory (its entries are paths of their own).
+func sameState(was, now baseline.Stamp) bool {
+	if was.Mode.IsDir() {
+		return now.Mode == was.Mode && now.Ino == was.Ino && now.Dev == was.Dev
+	}
+	return was == now
+}
+
+// moved returns the paths of the group whose stamp is no longer the one
+// they were read with. The path read last is left out: the group's moment
+// is the end of that read, and every other path must have stayed as read
+// until then, which their stamps now still being the same proves. (A file
+// written all the time is then one of a consistent group whenever the
+// others stay still while it is read last.)
+func (a *Agent) moved() []string {
+	var out []string
+	for p, was := range a.g.stamps {
+		if p == a.g.last {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(a.root, filepath.FromSlash(p)))
+		var now baseline.Stamp
+		if err == nil {
+			now = baseline.StampOf(fi)
+		} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			continue // cannot tell; the read said what it said
+		}
+		if !sameState(was, now) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// take returns what the watcher holds now (nil when it stopped).
+func (a *Agent) take(ctx context.Context) watch.Batch {
+	b, err := a.w.Take(ctx)
+	if err != nil {
+		return watch.Batch{}
+	}
+	if b.Rescan {
+		a.g.rescan = true
+	}
+	return b
+}
+
+// settle checks the group as a whole and reads again what changed while
+// it was read, until one round finds nothing changed or groupRounds is
+// reached.
+func (a *Agent) settle(ctx context.Context, obs map[string]*baseline.Entry) {
+	for round := 1; ctx.Err() == nil; round++ {
+		moved := a.moved()
+		b := a.take(ctx)
+		again := slices.Clone(moved)
+		var requeue []string
+		for _, p := range b.Paths {
+			_, stamped := a.g.stamps[p]
+			_, torn := a.g.torn[p]
+			switch {
+			case torn:
+				// read again later (it is requeued below)
+			case !stamped:
+				again = append(again, p) // changed outside the group (or not read by a stamped read)
+			case !slices.Contains(moved, p):
+				// changed after the check, or before the read: read again
+				// in the next capture
+				requeue = append(requeue, p)
+			}
+		}
+		if len(again) == 0 {
+			a.w.Requeue(requeue)
+			return
+		}
+		if round == groupRounds {
+			a.m.groupsUneven.WithLabelValues(a.id).Inc()
+			a.log.Warn("files kept changing while they were read together; journaled with each file a state it had, not one moment across them, and read again",
+				"paths", len(again), "rounds", round, "example", again[0])
+			a.w.Requeue(append(requeue, again...))
+			return
+		}
+		a.m.groupRounds.WithLabelValues(a.id).Inc()
+		slices.Sort(again)
+		again = slices.Compact(again)
+		// the paths are read again, and so are their parents: a path
+		// created or removed moved its directory's mtime
+		drop := slices.Clone(again)
+		for _, p := range again {
+			if par := index.Parent(p); par != "" {
+				if e := obs[par]; e != nil && e.Kind == baseline.KindDir {
+					drop = append(drop, par)
+				}
+			}
+		}
+		for _, p := range drop {
+			delete(obs, p)
+			delete(a.g.stamps, p)
+			if st, ok := a.g.unhashed[p]; ok {
+				a.g.hold += st.Entry.Size
+				delete(a.g.unhashed, p)
+			}
+		}
+		// parents first: the files read last are the ones that move
+		for _, p := range again {
+			if par := index.Parent(p); par != "" {
+				a.observe(ctx, par, obs)
+			}
+		}
+		for _, p := range again {
+			a.observe(ctx, p, obs)
+		}
+	}
+}
+
 // capture examines paths (or the whole folder) against the index, turns
 // the differences into change records, journals them, updates the index
 // and publishes the records.
 func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	start := time.Now()
+	a.g = a.newGroup()
+	defer func() { a.g = nil }()
 	obs := make(map[string]*baseline.Entry)
 	if full {
 		var mu sync.Mutex
@@ -236,6 +458,11 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 			}
 		}
 		for rel, err := range bad {
+			if errors.Is(err, baseline.ErrTorn) {
+				a.g.torn[rel] = err
+				delete(bad, rel)
+				continue
+			}
 			a.setProblem(rel, err)
 		}
 		a.clearProblemsExcept(bad)
@@ -247,6 +474,12 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 			}
 		}
 		a.recentMoves = keep
+		// everything else that changed is read with the batch
+		if more := a.take(ctx).Paths; len(more) > 0 {
+			paths = append(slices.Clone(paths), more...)
+			slices.Sort(paths)
+			paths = slices.Compact(paths)
+		}
 		for _, p := range paths {
 			a.observe(ctx, p, obs)
 		}
@@ -256,16 +489,86 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 			}
 		}
 	}
-	if ctx.Err() != nil {
-		return nil
+	if a.scanned {
+		a.settle(ctx, obs)
 	}
+	if err := a.hashGroup(ctx, obs); err != nil || ctx.Err() != nil {
+		return err
+	}
+	a.tornPaths()
 	consistent(obs)
 	if err := a.record(ctx, obs, paths, full); err != nil {
 		return err
 	}
+	a.m.readRetries.WithLabelValues(a.id).Add(float64(a.g.retries))
+	a.stats.retries.Add(int64(a.g.retries))
 	a.recovered()
 	a.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
+	if a.g.rescan && !full {
+		return a.capture(ctx, nil, true)
+	}
 	return nil
+}
+
+// hashGroup chunks the files of the group read into memory, now that the
+// group has settled.
+func (a *Agent) hashGroup(ctx context.Context, obs map[string]*baseline.Entry) error {
+	paths := make([]string, 0, len(a.g.unhashed))
+	for p := range a.g.unhashed {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		st := a.g.unhashed[p]
+		if obs[p] != &st.Entry {
+			continue // read again since
+		}
+		if err := st.Hash(ctx, &a.g.keep); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for k, v := range st.Data {
+			a.g.data[k] = v
+		}
+	}
+	return nil
+}
+
+// tornPaths handles the files of the group that could not be read whole:
+// they are read again after the quiet period, and one torn on every
+// capture for tornProblemAfter is a problem of its path until it is read.
+func (a *Agent) tornPaths() {
+	now := time.Now()
+	var again []string
+	for p, err := range a.g.torn {
+		again = append(again, p)
+		a.m.tornReads.WithLabelValues(a.id).Inc()
+		a.stats.torn.Add(1)
+		since, ok := a.tornSince[p]
+		if !ok {
+			a.tornSince[p] = now
+			a.log.Info("file changed during every read; captured again later", "path", p)
+		} else if now.Sub(since) >= a.tornAfter {
+			a.setProblem(p, fmt.Errorf("changes too fast to be read whole since %s: %w", since.Format(time.RFC3339), err))
+		}
+	}
+	for p := range a.tornSince {
+		if _, ok := a.g.torn[p]; !ok {
+			if _, stamped := a.g.stamps[p]; stamped {
+				delete(a.tornSince, p)
+			}
+		}
+	}
+	a.w.Requeue(again)
+}
+
+// CaptureStats counts, since the agent started, the file reads thrown
+// away because a writer raced them and the files left out of a capture
+// because every read of them did.
+func (a *Agent) CaptureStats() (retries, torn int64) {
+	return a.stats.retries.Load(), a.stats.torn.Load()
 }
 
 // record turns the observations into changes, journals them and updates
@@ -488,11 +791,12 @@ func (a *Agent) attachData(c *wire.Change, cur *baseline.Entry, limit int) int {
 	if len(c.Splice.Added) == 0 {
 		return 0
 	}
-	f, err := os.Open(filepath.Join(a.root, filepath.FromSlash(cur.Path)))
-	if err != nil {
-		return 0 // changed again already: backups fetch or repair
-	}
-	defer f.Close()
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	var off int64
 	for i := 0; i < c.Splice.Start; i++ {
 		off += int64(cur.Chunks[i].Size)
@@ -506,8 +810,24 @@ func (a *Agent) attachData(c *wire.Change, cur *baseline.Entry, limit int) int {
 			continue
 		}
 		seen[ch.CID] = true
+		if a.g != nil {
+			// the bytes hashed, from the same read
+			if d, ok := a.g.data[ch.CID]; ok {
+				if c.Data == nil {
+					c.Data = make(map[cid.Cid][]byte)
+				}
+				c.Data[ch.CID] = d
+				continue
+			}
+		}
 		if total+int(ch.Size) > limit {
 			continue
+		}
+		if f == nil {
+			var err error
+			if f, err = os.Open(filepath.Join(a.root, filepath.FromSlash(cur.Path))); err != nil {
+				return total // changed again already: backups fetch or repair
+			}
 		}
 		buf := make([]byte, ch.Size)
 		if _, err := f.ReadAt(buf, at); err != nil {
@@ -544,8 +864,7 @@ func (a *Agent) commit(ctx context.Context, changes []*wire.Change, dirty map[st
 		payloads, size = payloads[:0:0], 0
 		return nil
 	}
-	for _, c := range changes {
-		p := wire.EncodeChange(nil, c)
+	for _, p := range groupRecords(changes) {
 		if size+len(p) > maxBatchPayload {
 			if err := flush(); err != nil {
 				return err
@@ -574,6 +893,35 @@ func (a *Agent) commit(ctx context.Context, changes []*wire.Change, dirty map[st
 	}
 	a.log.Debug("captured", "records", len(infos), "head", a.seq)
 	return nil
+}
+
+// groupRecords encodes the changes of one capture as records: one group
+// record when they fit in maxGroupPayload, else several, in order (a
+// single change is a record of its own kind).
+func groupRecords(changes []*wire.Change) [][]byte {
+	var out [][]byte
+	var cur [][]byte
+	var first string
+	size := 0
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, wire.EncodeGroup(first, cur))
+			cur, size = nil, 0
+		}
+	}
+	for _, c := range changes {
+		b := wire.EncodeChange(nil, c)
+		if size+len(b) > maxGroupPayload {
+			flush()
+		}
+		if len(cur) == 0 {
+			first = c.Path
+		}
+		cur = append(cur, b)
+		size += len(b)
+	}
+	flush()
+	return out
 }
 
 // publishRecords publishes journaled records on the folder topic, packing

@@ -10,6 +10,11 @@ type Metrics struct {
 	captureLatency *prometheus.HistogramVec
 	chunksSent     prometheus.Counter
 	bytesSent      prometheus.Counter
+	// consistent capture (capture.go)
+	readRetries  *prometheus.CounterVec
+	tornReads    *prometheus.CounterVec
+	groupRounds  *prometheus.CounterVec
+	groupsUneven *prometheus.CounterVec
 }
 
 // NewMetrics makes the series and registers them on reg (nil: not
@@ -28,9 +33,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "chunks_sent_total", Help: "Chunks served to backups over streams."}),
 		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "chunk_bytes_sent_total", Help: "Chunk bytes served to backups over streams."}),
+		readRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "capture_read_retries_total", Help: "File reads thrown away because a writer raced them, and read again."}, []string{"folder"}),
+		tornReads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "capture_torn_total", Help: "Files left out of a capture because every read of them raced a writer (captured again later)."}, []string{"folder"}),
+		groupRounds: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "capture_group_rereads_total", Help: "Extra rounds of reads a group needed because paths changed while it was read."}, []string{"folder"}),
+		groupsUneven: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "capture_groups_unsettled_total", Help: "Groups journaled without one consistent moment across their files (the files kept changing; each file is still a state it had)."}, []string{"folder"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.changes, m.captureErrors, m.captureLatency, m.chunksSent, m.bytesSent)
+		reg.MustRegister(m.changes, m.captureErrors, m.captureLatency, m.chunksSent, m.bytesSent,
+			m.readRetries, m.tornReads, m.groupRounds, m.groupsUneven)
 	}
 	return m
 }

@@ -22,6 +22,10 @@ type Version struct {
 	Seq   uint64
 	Time  time.Time
 	Entry *baseline.Entry // nil: the path does not exist from this version on
+
+	// root is the content root a version decoded from JSON had (its
+	// entry comes back without chunks to compute it from).
+	root string
 }
 
 // Store is the history of one replica: version rows in bbolt and the

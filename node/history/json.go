@@ -29,6 +29,9 @@ func (v Version) MarshalJSON() ([]byte, error) {
 	j := versionJSON{Path: v.Path, Seq: v.Seq, Time: v.Time.UTC(), Deleted: v.Entry == nil}
 	if e := v.Entry; e != nil {
 		j.Kind, j.Size, j.Mode, j.Target, j.Root = e.Kind.String(), e.Size, e.Mode, e.Target, e.Root().String()
+		if len(e.Chunks) == 0 && v.root != "" {
+			j.Root = v.root // decoded from JSON: the chunks did not come along
+		}
 		if !e.MTime.IsZero() {
 			j.MTime = e.MTime.UTC()
 		}
@@ -37,13 +40,14 @@ func (v Version) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads what MarshalJSON writes; the entry comes back
-// without its chunks.
+// without its chunks, and the version keeps the content root, which
+// MarshalJSON writes again.
 func (v *Version) UnmarshalJSON(b []byte) error {
 	var j versionJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*v = Version{Path: j.Path, Seq: j.Seq, Time: j.Time}
+	*v = Version{Path: j.Path, Seq: j.Seq, Time: j.Time, root: j.Root}
 	if !j.Deleted {
 		e := &baseline.Entry{Path: j.Path, Size: j.Size, Mode: j.Mode, MTime: j.MTime, Target: j.Target}
 		switch j.Kind {

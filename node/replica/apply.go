@@ -127,61 +127,51 @@ func (ap *applier) skip(p string, seq uint64) bool {
 	return false
 }
 
-// createRun applies a run of consecutive records that each create a new
-// file whose bytes all travel inline (a burst of new small files): the
-// files are written and fsynced in parallel (fsyncs of different files
-// share the file system's journal commits), then entered in the index in
-// seq order. It returns how many records it applied and the last of them;
-// runs shorter than minCreateRun are left to the one-by-one path.
-func (ap *applier) createRun(ctx context.Context, recs []wire.Record) (int, wire.Record, error) {
-	const minCreateRun, maxParallel = 4, 4
+// createJob is one new file of a create run.
+type createJob struct {
+	rec wire.Record
+	c   *wire.Change
+	e   baseline.Entry
+	err error
+}
+
+// minCreateRun: runs of new files shorter than this are left to the
+// one-by-one path.
+const minCreateRun = 4
+
+// createJobFor returns the job writing c if c creates a new file whose
+// bytes all travel inline and that no earlier job of the run (paths)
+// writes, else nil.
+func (ap *applier) createJobFor(c *wire.Change, seq uint64, paths map[string]bool) *createJob {
 	r := ap.r
-	type job struct {
-		rec wire.Record
-		c   *wire.Change
-		e   baseline.Entry
-		err error
+	if c.Op != wire.OpPut || c.Entry.Kind != baseline.KindFile || c.BaseRoot.Defined() ||
+		r.files.Get(c.Path) != nil || paths[c.Path] || ap.skip(c.Path, seq) {
+		return nil
 	}
-	var run []*job
-	paths := make(map[string]bool)
-	next := recs[0].Seq
-	for _, rec := range recs {
-		if rec.Seq != next {
-			break
+	if q := index.Parent(c.Path); q != "" {
+		if pe := r.files.Get(q); pe != nil && pe.Kind != baseline.KindDir {
+			return nil
 		}
-		c, err := wire.DecodeChange(rec.Payload)
-		if err != nil || c.Op != wire.OpPut || c.Entry.Kind != baseline.KindFile || c.BaseRoot.Defined() ||
-			r.files.Get(c.Path) != nil || paths[c.Path] || ap.skip(c.Path, rec.Seq) {
-			break
-		}
-		if q := index.Parent(c.Path); q != "" {
-			if pe := r.files.Get(q); pe != nil && pe.Kind != baseline.KindDir {
-				break
-			}
-		}
-		chunks, err := c.Splice.Apply(nil)
-		if err != nil || sumChunks(chunks) != c.Entry.Size {
-			break
-		}
-		inline := true
-		for _, ch := range chunks {
-			if _, ok := c.Data[ch.CID]; !ok {
-				inline = false
-				break
-			}
-		}
-		if !inline {
-			break
-		}
-		e := c.Entry
-		e.Path, e.Chunks = c.Path, chunks
-		run = append(run, &job{rec: rec, c: c, e: e})
-		paths[c.Path] = true
-		next++
 	}
-	if len(run) < minCreateRun {
-		return 0, wire.Record{}, nil
+	chunks, err := c.Splice.Apply(nil)
+	if err != nil || sumChunks(chunks) != c.Entry.Size {
+		return nil
 	}
+	for _, ch := range chunks {
+		if _, ok := c.Data[ch.CID]; !ok {
+			return nil
+		}
+	}
+	e := c.Entry
+	e.Path, e.Chunks = c.Path, chunks
+	return &createJob{c: c, e: e}
+}
+
+// writeNew writes the files of a create run in parallel (fsyncs of
+// different files share the file system's journal commits).
+func (ap *applier) writeNew(run []*createJob) {
+	const maxParallel = 4
+	r := ap.r
 	sem := make(chan struct{}, maxParallel)
 	var wg sync.WaitGroup
 	for _, j := range run {
@@ -205,6 +195,47 @@ func (ap *applier) createRun(ctx context.Context, recs []wire.Record) (int, wire
 		}()
 	}
 	wg.Wait()
+}
+
+// created enters a file written by a create run in the index.
+func (ap *applier) created(j *createJob) {
+	e := j.e
+	ap.r.files.Put(&e)
+	ap.r.locs.Add(&e)
+	ap.touch(e.Path)
+}
+
+// createRun applies a run of consecutive records that each create a new
+// file whose bytes all travel inline (a burst of new small files): the
+// files are written and fsynced in parallel, then entered in the index in
+// seq order. It returns how many records it applied and the last of them;
+// runs shorter than minCreateRun are left to the one-by-one path.
+func (ap *applier) createRun(ctx context.Context, recs []wire.Record) (int, wire.Record, error) {
+	r := ap.r
+	var run []*createJob
+	paths := make(map[string]bool)
+	next := recs[0].Seq
+	for _, rec := range recs {
+		if rec.Seq != next {
+			break
+		}
+		c, err := wire.DecodeChange(rec.Payload)
+		if err != nil {
+			break
+		}
+		j := ap.createJobFor(c, rec.Seq, paths)
+		if j == nil {
+			break
+		}
+		j.rec = rec
+		run = append(run, j)
+		paths[c.Path] = true
+		next++
+	}
+	if len(run) < minCreateRun {
+		return 0, wire.Record{}, nil
+	}
+	ap.writeNew(run)
 	n := 0
 	var last wire.Record
 	for _, j := range run {
@@ -217,10 +248,7 @@ func (ap *applier) createRun(ctx context.Context, recs []wire.Record) (int, wire
 			return n, last, fmt.Errorf("replica: apply record %d (put %s) to replica %s/%s: %w", j.rec.Seq, j.c.Path, r.sourceName, r.folder, j.err)
 		}
 		ap.seq, ap.at = j.rec.Seq, j.rec.Time
-		e := j.e
-		r.files.Put(&e)
-		r.locs.Add(&e)
-		ap.touch(e.Path)
+		ap.created(j)
 		ap.endChange()
 		n, last = n+1, j.rec
 	}
@@ -240,6 +268,149 @@ func (ap *applier) repairedBelow(p string, seq uint64) bool {
 }
 
 func (ap *applier) apply(ctx context.Context, seq uint64, c *wire.Change) error {
+	if c.Op == wire.OpGroup {
+		return ap.applyGroup(ctx, seq, c)
+	}
+	return ap.applyChange(ctx, seq, c)
+}
+
+// maxGroupPrefetch bounds the chunk bytes a group's prefetch holds in
+// memory; a group that needs more fetches them while its files are
+// written, as a single change does.
+const maxGroupPrefetch = 64 << 20
+
+// applyGroup applies the changes of a group (paths read together on the
+// source) as one record: every path's version is recorded at the group's
+// seq and time, and they are committed in one transaction with the rest of
+// the batch. The chunks the group needs that are neither inline nor held
+// here are fetched first, before anything changes, so that a source gone
+// offline fails the group as a whole instead of half-way. A path that
+// cannot be written here is a problem of that path, as for a single
+// change, and the rest of the group is applied.
+func (ap *applier) applyGroup(ctx context.Context, seq uint64, g *wire.Change) error {
+	if err := ap.prefetch(ctx, g.Group); err != nil {
+		return err
+	}
+	for i := 0; i < len(g.Group); i++ {
+		// a run of new files whose bytes all came along (a checkout, an
+		// unpacked archive) is written in parallel
+		if n, err := ap.groupCreateRun(seq, g.Group[i:]); n > 0 || err != nil {
+			if err != nil {
+				return err
+			}
+			i += n - 1
+			continue
+		}
+		c := g.Group[i]
+		err := ap.applyChange(ctx, seq, c)
+		if err == nil {
+			continue
+		}
+		if !pathProblem(err) {
+			return err
+		}
+		for _, p := range []string{c.Path, c.To} {
+			if p != "" {
+				ap.r.setProblem(p, fmt.Errorf("record %d (%s in a group): %w", seq, c.Op, err))
+				ap.forget(p)
+			}
+		}
+	}
+	return nil
+}
+
+// groupCreateRun writes the run of new files that starts cs (see
+// createRun), if it is long enough, and returns how many changes it
+// applied. A file that cannot be written here ends the run: the
+// one-by-one path applies it again and sets the path aside.
+func (ap *applier) groupCreateRun(seq uint64, cs []*wire.Change) (int, error) {
+	var run []*createJob
+	paths := make(map[string]bool)
+	for _, c := range cs {
+		j := ap.createJobFor(c, seq, paths)
+		if j == nil {
+			break
+		}
+		run = append(run, j)
+		paths[c.Path] = true
+	}
+	if len(run) < minCreateRun {
+		return 0, nil
+	}
+	ap.writeNew(run)
+	n := 0
+	for _, j := range run {
+		if j.err != nil {
+			if pathProblem(j.err) {
+				break
+			}
+			return n, fmt.Errorf("replica: apply record %d (put %s in a group) to replica %s/%s: %w", seq, j.c.Path, ap.r.sourceName, ap.r.folder, j.err)
+		}
+		ap.created(j)
+		n++
+	}
+	ap.r.createdInRuns.Add(int64(n))
+	return n, nil
+}
+
+// prefetch fetches the chunks that the file puts of cs need and that are
+// neither inline, nor in the replica, nor in its history, into the puts'
+// inline data (up to maxGroupPrefetch bytes in all).
+func (ap *applier) prefetch(ctx context.Context, cs []*wire.Change) error {
+	r := ap.r
+	type need struct {
+		c  *wire.Change
+		ch baseline.Chunk
+	}
+	var want []baseline.Chunk
+	var needs []need
+	seen := make(map[cid.Cid]bool)
+	var total int64
+	for _, c := range cs {
+		if c.Op != wire.OpPut || c.Entry.Kind != baseline.KindFile || len(c.Splice.Added) == 0 {
+			continue
+		}
+		for _, ch := range c.Splice.Added {
+			if seen[ch.CID] {
+				continue
+			}
+			seen[ch.CID] = true
+			if _, ok := c.Data[ch.CID]; ok || len(r.locs[ch.CID]) > 0 {
+				continue
+			}
+			if ok, _ := r.hist.Chunks.Has(ch.CID); ok {
+				continue
+			}
+			total += int64(ch.Size)
+			want = append(want, ch)
+			needs = append(needs, need{c, ch})
+		}
+	}
+	if len(want) == 0 || total > maxGroupPrefetch {
+		return nil
+	}
+	got := make(map[cid.Cid][]byte, len(want))
+	err := r.fetch(ctx, want, func(f fetched) error {
+		if f.Data != nil {
+			got[f.CID] = f.Data
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range needs {
+		if d, ok := got[n.ch.CID]; ok {
+			if n.c.Data == nil {
+				n.c.Data = make(map[cid.Cid][]byte)
+			}
+			n.c.Data[n.ch.CID] = d
+		}
+	}
+	return nil
+}
+
+func (ap *applier) applyChange(ctx context.Context, seq uint64, c *wire.Change) error {
 	if c.Op == wire.OpRename {
 		// A repair may already have brought one end of the move past this
 		// record: then only the other end needs updating.

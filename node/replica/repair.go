@@ -72,15 +72,11 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 			}
 			if errors.Is(err, errChunkUnavailable) {
 				// The file changed again at the source meanwhile. What this
-				// replica holds for it is stale: drop it, so that the later
-				// records for it (a modification, a rename) find no base and
-				// repair it again instead of building on stale content.
-				r.log.Info("path changed again during repair; dropped until a later record repairs it", "path", e.Path)
-				if prev != nil {
-					if err := ap.removePath(e.Path); err != nil {
-						return err
-					}
-				}
+				// replica holds for it stays: an older state, but a state
+				// the file had. It is not a deletion, and none is recorded
+				// (the file exists on the source): the later records for it
+				// do not name this base and repair it again.
+				r.log.Info("path changed again during repair; the replica keeps its older state until a later record repairs it", "path", e.Path)
 				continue
 			}
 			if err != nil {

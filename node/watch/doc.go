@@ -12,6 +12,14 @@
 // paths. Batches that the consumer has not yet received are merged with
 // newly settled paths, so a slow consumer never stalls the event loop.
 //
+// Groups. Settling decides when the agent looks; what it then reads is
+// everything that changed, settled or not: Take drains the kernel queue
+// (up to a marker event in Options.MarkerDir) and hands over every pending
+// path, so that files changed together are read together, and the agent
+// calls it again after its reads to learn what changed meanwhile. Requeue
+// gives back paths that changed after the agent read them; they settle
+// like any other (docs/capture.md).
+//
 // Directories. A directory that appears (created or moved in) is watched at
 // once and then walked: every entry found in it is emitted, because files
 // may have been created in it before its watch existed. A directory that is

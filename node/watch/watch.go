@@ -115,6 +115,8 @@ type Watcher struct {
 
 	out       chan Batch
 	flushReq  chan chan struct{}
+	takeReq   chan chan Batch
+	requeue   chan []string
 	resyncReq chan struct{}
 	marker    string // MarkerDir, "" when not used
 	markerN   int
@@ -200,6 +202,8 @@ func New(root string, opts Options) (*Watcher, error) {
 		log:       opts.Logger.With("subsystem", "watcher", "root", abs),
 		out:       make(chan Batch),
 		flushReq:  make(chan chan struct{}),
+		takeReq:   make(chan chan Batch),
+		requeue:   make(chan []string),
 		resyncReq: make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
@@ -253,6 +257,46 @@ func (w *Watcher) Flush(ctx context.Context) error {
 		return ctx.Err()
 	case <-w.done:
 		return ErrStopped
+	}
+}
+
+// Take reads every event the kernel has queued (as Flush does: up to a
+// marker event, or until the queue is idle) and returns every path that
+// is pending or settled and not yet received, whether it settled or not,
+// removing them from the watcher: they are the caller's to examine now.
+// The agent calls it while it reads a group, to learn which paths changed
+// meanwhile (see docs/capture.md). A Flush waiting for paths that Take
+// returned is released.
+func (w *Watcher) Take(ctx context.Context) (Batch, error) {
+	reply := make(chan Batch, 1)
+	select {
+	case w.takeReq <- reply:
+	case <-ctx.Done():
+		return Batch{}, ctx.Err()
+	case <-w.done:
+		return Batch{}, ErrStopped
+	}
+	select {
+	case b := <-reply:
+		return b, nil
+	case <-ctx.Done():
+		return Batch{}, ctx.Err()
+	case <-w.done:
+		return Batch{}, ErrStopped
+	}
+}
+
+// Requeue marks paths pending again as if an event had touched them now:
+// they settle (and are emitted) after the quiet period, at the latest
+// after MaxDelay. The agent gives back paths that changed after it read
+// them, so they are read again.
+func (w *Watcher) Requeue(paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	select {
+	case w.requeue <- paths:
+	case <-w.done:
 	}
 }
 
@@ -333,6 +377,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		drainStart time.Time
 		drainWait  []chan struct{} // Flush calls waiting for the drain
 		sendWait   []chan struct{} // Flush calls waiting for the next send
+		takeWait   []chan Batch    // Take calls waiting for the drain
 	)
 	drainTimer.Stop()
 	defer drainTimer.Stop()
@@ -397,6 +442,32 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.resync()
 			w.readyRes, w.readyBatch = true, nil
 
+		case paths := <-w.requeue:
+			now := time.Now()
+			for _, p := range paths {
+				w.markPending(p, now)
+			}
+
+		case reply := <-w.takeReq:
+			takeWait = append(takeWait, reply)
+			if draining {
+				continue // the drain under way covers this Take too
+			}
+			draining, drainStart = true, time.Now()
+			if awaitMarker != "" {
+				continue
+			}
+			if w.marker != "" {
+				w.markerN++
+				name := filepath.Join(w.marker, fmt.Sprintf("flush-%d-%d", os.Getpid(), w.markerN))
+				if err := os.WriteFile(name, nil, 0o600); err == nil {
+					awaitMarker = name
+					drainTimer.Reset(watchMarkerMax)
+					continue
+				}
+			}
+			drainTimer.Reset(watchDrainIdle)
+
 		case reply := <-w.flushReq:
 			if !draining {
 				draining, drainStart = true, time.Now()
@@ -425,6 +496,27 @@ func (w *Watcher) Run(ctx context.Context) error {
 			draining = false
 			w.pollAll(time.Now())
 			w.promoteAll()
+			if len(takeWait) > 0 {
+				var b Batch
+				if w.hasReady() {
+					b = w.buildBatch()
+				}
+				clear(w.readySet)
+				w.readyRes, w.readyBatch = false, nil
+				for i, r := range takeWait {
+					if i == 0 {
+						r <- b
+					} else {
+						r <- Batch{}
+					}
+				}
+				takeWait = nil
+				// what the Flush calls waited for was taken
+				for _, r := range sendWait {
+					close(r)
+				}
+				sendWait = nil
+			}
 			if w.hasReady() {
 				sendWait = append(sendWait, drainWait...)
 			} else {

@@ -26,6 +26,11 @@ const (
 	OpRename Op = 3
 	// OpMeta changes the mode and mtime of a path.
 	OpMeta Op = 4
+	// OpGroup is the changes of paths read together as one consistent
+	// group (Change.Group, each a put, delete, rename or meta): a backup
+	// applies all of them or none, and records their versions at the
+	// group's one seq and time.
+	OpGroup Op = 5
 )
 
 func (o Op) String() string {
@@ -38,6 +43,8 @@ func (o Op) String() string {
 		return "rename"
 	case OpMeta:
 		return "meta"
+	case OpGroup:
+		return "group"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -62,6 +69,27 @@ type Change struct {
 	// Data holds the bytes of the Splice's added chunks that are carried
 	// inline, keyed by CID. Chunks not carried are fetched by CID.
 	Data map[cid.Cid][]byte
+
+	// Group holds the changes of an OpGroup, in the order they apply
+	// (none of them a group); Path is the first one's path.
+	Group []*Change
+}
+
+// NewGroup returns the change that applies cs together: cs itself when it
+// holds one change, else an OpGroup of them. cs must not be empty.
+func NewGroup(cs []*Change) *Change {
+	if len(cs) == 1 {
+		return cs[0]
+	}
+	return &Change{Op: OpGroup, Path: cs[0].Path, Group: cs}
+}
+
+// Changes returns the changes c stands for: its group's, or c itself.
+func (c *Change) Changes() []*Change {
+	if c.Op == OpGroup {
+		return c.Group
+	}
+	return []*Change{c}
 }
 
 const (
@@ -75,6 +103,12 @@ func EncodeChange(dst []byte, c *Change) []byte {
 	dst = append(dst, recordVersion, byte(c.Op))
 	dst = AppendString(dst, c.Path)
 	switch c.Op {
+	case OpGroup:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Group)))
+		for _, m := range c.Group {
+			dst = AppendBytes(dst, EncodeChange(nil, m))
+		}
+		return dst
 	case OpRename:
 		dst = AppendString(dst, c.To)
 	case OpMeta:
@@ -108,6 +142,27 @@ func EncodeChange(dst []byte, c *Change) []byte {
 	return dst
 }
 
+// EncodeGroup returns the record of a group of changes already encoded
+// with EncodeChange (the first one's path is path), without encoding them
+// again; one change is returned as it is.
+func EncodeGroup(path string, members [][]byte) []byte {
+	if len(members) == 1 {
+		return members[0]
+	}
+	n := 16 + len(path)
+	for _, m := range members {
+		n += len(m) + binary.MaxVarintLen64
+	}
+	dst := make([]byte, 0, n)
+	dst = append(dst, recordVersion, byte(OpGroup))
+	dst = AppendString(dst, path)
+	dst = binary.AppendUvarint(dst, uint64(len(members)))
+	for _, m := range members {
+		dst = AppendBytes(dst, m)
+	}
+	return dst
+}
+
 // DecodeChange decodes a record payload. For OpPut of a file the result
 // holds the splice; the full chunk list is rebuilt by the applier from the
 // base version (see Change.Entry). Bounded and safe on hostile input.
@@ -125,6 +180,28 @@ func DecodeChange(b []byte) (*Change, error) {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	switch c.Op {
+	case OpGroup:
+		n := d.Int()
+		if d.Err() == nil && (n < 1 || n > d.Len()/4+1) {
+			return nil, fmt.Errorf("%w: group of %d changes in %d bytes", ErrMalformed, n, d.Len())
+		}
+		for i := 0; i < n && d.Err() == nil; i++ {
+			b := d.Bytes(d.Len())
+			if d.Err() != nil {
+				break
+			}
+			m, err := DecodeChange(b)
+			if err != nil {
+				return nil, err
+			}
+			if m.Op == OpGroup {
+				return nil, fmt.Errorf("%w: a group inside a group", ErrMalformed)
+			}
+			c.Group = append(c.Group, m)
+		}
+		if d.Err() == nil && c.Group[0].Path != c.Path {
+			return nil, fmt.Errorf("%w: group path %q is not its first change's %q", ErrMalformed, c.Path, c.Group[0].Path)
+		}
 	case OpDelete:
 	case OpRename:
 		c.To = d.String()

@@ -88,6 +88,7 @@ func FuzzDecodeChange(f *testing.F) {
 	for _, c := range sampleChanges() {
 		f.Add(EncodeChange(nil, c))
 	}
+	f.Add(EncodeChange(nil, NewGroup(sampleChanges())))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeChange(b)
 		if err != nil {
@@ -101,7 +102,7 @@ func FuzzDecodeChange(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
-		if c2.Op != c.Op || c2.Path != c.Path || c2.To != c.To || len(c2.Splice.Added) != len(c.Splice.Added) {
+		if c2.Op != c.Op || c2.Path != c.Path || c2.To != c.To || len(c2.Splice.Added) != len(c.Splice.Added) || len(c2.Group) != len(c.Group) {
 			t.Fatalf("round trip changed the record: %+v vs %+v", c, c2)
 		}
 	})

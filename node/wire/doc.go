@@ -21,6 +21,8 @@
 //	op 2 delete  = (nothing more)
 //	op 3 rename  = to
 //	op 4 meta    = mode mtime(signed varint, unix nanos)
+//	op 5 group   = n_changes(>= 1) { change(byte field: a record of op 1-4) }
+//	               path = the first change's path
 //
 // A put of a file carries a splice of its chunk list (old chunks
 // [start, start+removed) replaced by the added ones) and the content root of
@@ -29,6 +31,16 @@
 // record's inline budget (8 MiB) is spent, in which case the backup fetches
 // them by CID. A chunk is 1 byte to baseline.MaxChunk; a record's inline
 // data is at most 64 MiB.
+//
+// A group holds the changes of paths that were read together as one
+// consistent state (a settled batch and everything else that changed
+// meanwhile, see docs/capture.md). It is one journal record: one seq, one
+// time. A backup applies all of its changes or none of them in one commit
+// and records every path's version at the group's seq and time, so a
+// restore at any moment gives either the whole group or none of it. A
+// capture too large for one record (32 MiB of payload) is journaled as
+// several groups, in order. A capture of a single change is journaled as
+// that change, not as a group of one.
 //
 // A journal record as it travels (Record) is seq, time, payload, where the
 // payload is the rest of the frame or message.

@@ -1,0 +1,13 @@
+package baseline
+
+import (
+	"io/fs"
+	"syscall"
+)
+
+func ctimeOf(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ctim.Nano()
+	}
+	return fi.ModTime().UnixNano()
+}
