@@ -84,3 +84,16 @@ func (s *chunkStream) close() {
 	}
 	s.wait()
 }
+
+// fetch fetches want over one stream and hands each chunk to fn in request
+// order, on the caller's goroutine.
+func (r *Replica) fetch(ctx context.Context, want []baseline.Chunk, fn func(fetched) error) error {
+	return r.src.Chunks(ctx, want, func(c client.Chunk) error {
+		if c.Data != nil {
+			r.fetchedChunks.Add(1)
+			r.m.chunksFetched.Inc()
+			r.m.bytesFetched.Add(float64(len(c.Data)))
+		}
+		return fn(fetched{CID: c.CID, Data: c.Data})
+	})
+}
