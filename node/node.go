@@ -108,6 +108,10 @@ type Node struct {
 	agents   []*agent.Agent
 	replicas []*replica.Replica
 	reloaded chan struct{} // closed and replaced by every reload
+	// building: New or a reload is building parts; settled is closed
+	// and replaced when it is done (see agentFor).
+	building bool
+	settled  chan struct{}
 	reloadMu sync.Mutex    // one reload at a time
 
 	consent *consents
@@ -137,7 +141,7 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		o.registerer, o.gatherer = r, r
 	}
 	n := &Node{cfg: cfg, opts: o, log: o.logger, done: make(chan struct{}), started: time.Now(),
-		reloaded: make(chan struct{}), consent: newConsents(), rates: newRates(), lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
+		reloaded: make(chan struct{}), building: true, settled: make(chan struct{}), consent: newConsents(), rates: newRates(), lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
 
 	key, id, err := mesh.LoadKey(cfg.IdentityPath())
 	if err != nil {
@@ -184,7 +188,10 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		}
 		parts = append(parts, p)
 	}
+	n.mu.Lock()
 	n.setPartsLocked(parts)
+	n.settleLocked()
+	n.mu.Unlock()
 	ok = true
 	return n, nil
 }
@@ -267,6 +274,7 @@ func (n *Node) newAgent(cfg *config.Config, fc *config.FolderConfig) (*agent.Age
 	jdir := filepath.Join(cfg.DataPath(), "journal", fc.ID)
 	// Segments small enough that the size cap can drop whole segments.
 	seg := min(max(cfg.Node.JournalMaxBytes/8, 4<<10), journal.DefaultSegmentSize)
+	_, statErr := os.Stat(jdir)
 	jr, err := journal.Open(jdir, journal.WithSync(sync), journal.WithLogger(log), journal.WithSegmentSize(seg),
 		journal.WithRegisterer(n.opts.registerer, map[string]string{"folder": fc.ID}))
 	if err != nil {
@@ -291,7 +299,7 @@ func (n *Node) newAgent(cfg *config.Config, fc *config.FolderConfig) (*agent.Age
 		return nil, nil, fmt.Errorf("node: folder %q: %w", fc.ID, err)
 	}
 	a, err := agent.New(agent.Config{Folder: fc.ID, Root: root, Rules: rules, Backups: backups,
-		Journal: j, DB: n.db, Watcher: w, Topic: topic, JournalMaxBytes: cfg.Node.JournalMaxBytes,
+		Journal: j, JournalExisted: statErr == nil, DB: n.db, Watcher: w, Topic: topic, JournalMaxBytes: cfg.Node.JournalMaxBytes,
 		Logger: n.log, Metrics: n.am, PeerName: n.peerName, ProblemRetry: n.opts.problemRetry, ReadFaults: n.opts.readFaults})
 	if err != nil {
 		topic.Close()
@@ -411,14 +419,42 @@ func (n *Node) closeParts() error {
 	return errors.Join(err, n.db.Close())
 }
 
-func (n *Node) agentFor(folder string) *agent.Agent {
-	agents, _ := n.roles()
-	for _, a := range agents {
-		if a.ID() == folder {
-			return a
+func (n *Node) agentFor(ctx context.Context, folder string) *agent.Agent {
+	// While the node starts or reloads, a folder's agent may not be built
+	// yet although peers can already ask for it: wait for it (a moment)
+	// rather than answer that the folder is not served here.
+	ctx, cancel := context.WithTimeout(ctx, agentWait)
+	defer cancel()
+	for {
+		n.mu.RLock()
+		building, settled := n.building, n.settled
+		for _, a := range n.agents {
+			if a.ID() == folder {
+				n.mu.RUnlock()
+				return a
+			}
+		}
+		n.mu.RUnlock()
+		if !building {
+			return nil
+		}
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			return nil
 		}
 	}
-	return nil
+}
+
+// agentWait bounds how long a request waits for its folder's agent while
+// the node starts or reloads.
+const agentWait = time.Minute
+
+// settleLocked ends a time of building parts (n.mu held).
+func (n *Node) settleLocked() {
+	n.building = false
+	close(n.settled)
+	n.settled = make(chan struct{})
 }
 
 func (n *Node) peerName(id peer.ID) string {

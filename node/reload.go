@@ -96,6 +96,7 @@ func (n *Node) Apply(ctx context.Context, cfg *config.Config) (ReloadReport, err
 		wanted[w.key] = w
 	}
 	n.mu.Lock()
+	n.building = true
 	running := make(map[string]*part, len(n.parts))
 	var keep, stop []*part
 	for _, p := range n.parts {
@@ -142,6 +143,7 @@ func (n *Node) Apply(ctx context.Context, cfg *config.Config) (ReloadReport, err
 	n.mu.Lock()
 	n.cfg = cfg
 	n.setPartsLocked(next)
+	n.settleLocked()
 	close(n.reloaded)
 	n.reloaded = make(chan struct{})
 	n.mu.Unlock()

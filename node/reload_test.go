@@ -278,3 +278,38 @@ func TestBackupThatDoesNotListTheSourceIsExplained(t *testing.T) {
 		t.Fatalf("status peers: %+v", st.Peers)
 	}
 }
+
+// A peer asking for a folder while the node builds its parts (at start or
+// in a reload) waits for the folder's agent instead of being told the
+// folder is not served here: that answer would block its replica.
+func TestAgentLookupWaitsWhileThePartsAreBuilt(t *testing.T) {
+	docs := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", docs, "nas")
+	lap := c.nodes["laptop"]
+	lap.start()
+	a := agentOf(lap, "docs")
+	if a == nil {
+		t.Fatal("no agent for docs")
+	}
+	n := lap.n
+	n.mu.Lock()
+	parts := n.parts
+	n.building = true
+	n.setPartsLocked(nil) // the folder's part is being rebuilt
+	n.mu.Unlock()
+
+	got := make(chan *agent.Agent, 1)
+	go func() { got <- n.agentFor(context.Background(), "docs") }()
+
+	n.mu.Lock()
+	n.setPartsLocked(parts)
+	n.settleLocked()
+	n.mu.Unlock()
+	if g := <-got; g != a {
+		t.Fatalf("lookup during a build returned %p, want the folder's agent %p", g, a)
+	}
+	if g := n.agentFor(context.Background(), "other"); g != nil {
+		t.Fatal("a folder not protected here was found")
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 )
@@ -51,11 +53,22 @@ func cellText(s string) string {
 		switch {
 		case r == '\t' || r == '\n' || r == '\r':
 			return ' '
-		case r < 0x20 || r == 0x7f:
+		case unicode.IsControl(r) || r == utf8.RuneError:
 			return '?'
 		}
 		return r
 	}, s)
+}
+
+// lineText makes a file name or an error safe to print on a line of its
+// own: one holding a control character (an escape sequence, a newline, a
+// C1 control) or bytes that are not UTF-8 is printed quoted with escapes,
+// any other as it is.
+func lineText(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // humanBytes formats n bytes in IEC units: "0 B", "512 B", "1.5 KiB",

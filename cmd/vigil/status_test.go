@@ -50,6 +50,11 @@ func TestHumanFormatsReadLikeAPerson(t *testing.T) {
 		{textBar(10, 10, 4), "[====]"},
 		{cellText("a\tb\x1b[2Jc"), "a b?[2Jc"},
 		{cellText(""), "-"},
+		{cellText("x\u009b2Jy\xff"), "x?2Jy?"},
+		{lineText("notes/plain name.txt"), "notes/plain name.txt"},
+		{lineText("a\x1b[2J\nb"), `"a\x1b[2J\nb"`},
+		{lineText("c\u009bd"), `"c\u009bd"`},
+		{lineText("bad\xffutf8"), `"bad\xffutf8"`},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)

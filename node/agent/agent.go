@@ -62,9 +62,13 @@ type Config struct {
 	Backups []peer.ID // designated backups
 	// Journal is the folder's journal; the agent closes it on Close.
 	Journal journal.Log
-	DB      *store.DB
-	Watcher Watcher
-	Topic   Publisher
+	// JournalExisted: the journal was there before this start (the folder
+	// was protected before). With a new index, the backups then take a new
+	// baseline: see newIndex.
+	JournalExisted bool
+	DB             *store.DB
+	Watcher        Watcher
+	Topic          Publisher
 	// JournalMaxBytes: a backup further behind than this is re-baselined
 	// (0: no cap).
 	JournalMaxBytes int64
@@ -213,10 +217,34 @@ func New(cfg Config) (*Agent, error) {
 	if err := a.load(); err != nil {
 		return nil, err
 	}
+	if err := a.newIndex(cfg.JournalExisted); err != nil {
+		return nil, err
+	}
 	if err := a.reconcile(); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// newIndex handles an index that is new while the folder's journal is not
+// (the index was lost, or rebuilt after it was damaged): the first scan
+// only builds the index, so what changed after the journal's last record
+// would never reach the backups. The journal skips one seq: every backup
+// finds the records it needs gone and takes a new baseline, from the new
+// index. A folder protected for the first time keeps seq 1 as its first
+// record.
+func (a *Agent) newIndex(existed bool) error {
+	if a.scanned || (!existed && a.j.Last() == 0 && a.j.First() <= 1) {
+		return nil
+	}
+	next := a.j.Last() + 2
+	a.log.Warn("the folder's index is new but its journal is not (was the index lost or rebuilt?): its backups take a new baseline",
+		"journal_next_seq", next)
+	if err := a.j.SkipTo(next); err != nil {
+		return fmt.Errorf("agent: folder %q: skip the journal to seq %d: %w", a.id, next, err)
+	}
+	a.seq = a.j.Last()
+	return nil
 }
 
 // reconcile makes sure the journal covers what the index says was

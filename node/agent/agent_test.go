@@ -105,7 +105,7 @@ func (h *harness) sync() (uint64, error) {
 func (h *harness) journaled() map[string]bool {
 	h.t.Helper()
 	out := make(map[string]bool)
-	err := h.j.Read(0, func(r journal.Record) error {
+	err := h.j.Read(h.j.First(), func(r journal.Record) error {
 		c, err := wire.DecodeChange(r.Payload)
 		if err != nil {
 			return err
@@ -160,5 +160,56 @@ func TestFailedJournalAppendKeepsChangesPendingAndSyncSaysSo(t *testing.T) {
 	}
 	if h.j.Failures() == 0 {
 		t.Fatal("the journal was never asked to append while failing")
+	}
+}
+
+// TestNewIndexWithAnOldJournalMakesTheBackupsRebaseline: an index that is
+// new while the folder's journal is not (lost or rebuilt) skips a seq, so
+// every backup finds the records it needs gone and takes a new baseline
+// that holds what changed while the index was missing.
+func TestNewIndexWithAnOldJournalMakesTheBackupsRebaseline(t *testing.T) {
+	var j journal.Log
+	h := newHarnessWith(t, func(c *Config) {
+		for range 3 {
+			if _, err := c.Journal.Append([]byte("old record")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.JournalExisted = true
+		j = c.Journal
+	})
+	if j.First() != 5 || j.Last() != 4 {
+		t.Fatalf("journal after a new index: first %d last %d, want first 5 (seqs 1-4 gone)", j.First(), j.Last())
+	}
+	if _, err := h.sync(); err != nil { // the first scan
+		t.Fatal(err)
+	}
+	h.write("a.txt", "after")
+	seq, err := h.sync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq < 5 {
+		t.Fatalf("a change after the skip has seq %d, want >= 5", seq)
+	}
+}
+
+// TestNewFolderKeepsSeqOne: a folder protected for the first time has no
+// skip; its first record is seq 1.
+func TestNewFolderKeepsSeqOne(t *testing.T) {
+	h := newHarness(t)
+	if h.j.First() != 1 || h.j.Last() != 0 {
+		t.Fatalf("new folder's journal: first %d last %d", h.j.First(), h.j.Last())
+	}
+	if _, err := h.sync(); err != nil { // the first scan
+		t.Fatal(err)
+	}
+	h.write("a.txt", "first")
+	seq, err := h.sync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != 1 {
+		t.Fatalf("first change of a new folder has seq %d, want 1", seq)
 	}
 }

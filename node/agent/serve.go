@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/journal"
 	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/node/index"
@@ -26,7 +28,7 @@ import (
 // folder's designated backups.
 type Server struct {
 	self   peer.ID
-	lookup func(folder string) *Agent
+	lookup func(ctx context.Context, folder string) *Agent
 	log    *slog.Logger
 	m      *Metrics
 	names  func(peer.ID) string
@@ -76,8 +78,9 @@ func (srv *Server) warnLimited(from peer.ID, kind, msg string, args ...any) {
 }
 
 // NewServer returns a server for the agents lookup finds (nil: not
-// protected here).
-func NewServer(self peer.ID, lookup func(folder string) *Agent, log *slog.Logger, m *Metrics, names func(peer.ID) string) *Server {
+// protected here; lookup may wait, bounded by ctx, while the folder's
+// agent is being built).
+func NewServer(self peer.ID, lookup func(ctx context.Context, folder string) *Agent, log *slog.Logger, m *Metrics, names func(peer.ID) string) *Server {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
@@ -219,7 +222,7 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 		if err != nil {
 			return err
 		}
-		a, err := srv.servedAgent(from, folder)
+		a, err := srv.servedAgent(ctx, from, folder)
 		if err != nil {
 			return err
 		}
@@ -241,7 +244,7 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 		if err != nil {
 			return err
 		}
-		a, err := srv.servedAgent(from, folder)
+		a, err := srv.servedAgent(ctx, from, folder)
 		if err != nil {
 			return err
 		}
@@ -250,7 +253,7 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 		sent := 0
 		for i := range cids {
 			var ok bool
-			if out, ok = cs.read(a.root, locs[i], out); ok {
+			if out, ok = cs.read(a.root, cids[i], locs[i], out); ok {
 				sent++
 			}
 		}
@@ -263,7 +266,7 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 		if err != nil {
 			return err
 		}
-		a, err := srv.servedAgent(from, folder)
+		a, err := srv.servedAgent(ctx, from, folder)
 		if err != nil {
 			return err
 		}
@@ -285,7 +288,7 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 		if err != nil {
 			return &wire.RemoteError{Msg: err.Error()}
 		}
-		a, err := srv.servedAgent(from, folder)
+		a, err := srv.servedAgent(ctx, from, folder)
 		if err != nil {
 			return err
 		}
@@ -306,8 +309,8 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 
 // servedAgent returns the agent of folder if from is one of its designated
 // backups.
-func (srv *Server) servedAgent(from peer.ID, folder string) (*Agent, error) {
-	a := srv.lookup(folder)
+func (srv *Server) servedAgent(ctx context.Context, from peer.ID, folder string) (*Agent, error) {
+	a := srv.lookup(ctx, folder)
 	if a == nil || !a.isBackup(from) {
 		return nil, &wire.RemoteError{Msg: fmt.Sprintf("peer %s is not a designated backup of folder %q on %s", from, folder, srv.self)}
 	}
@@ -316,23 +319,39 @@ func (srv *Server) servedAgent(from peer.ID, folder string) (*Agent, error) {
 
 // chunkServer reads chunks from the folder's files. Requests come in file
 // order, so it keeps the last file open and reads ahead in large blocks.
+// Files are opened through the folder's os.Root, so a symlink put in place
+// of a file or directory since the scan cannot lead outside the folder,
+// and each chunk is checked against its CID before it is sent: bytes that
+// changed since the scan are never sent as the chunk.
 type chunkServer struct {
-	path   string
-	f      *os.File
-	buf    []byte // file bytes [bufOff, bufOff+len(buf))
-	bufOff int64
+	rootDir string
+	root    *os.Root
+	path    string
+	f       *os.File
+	buf     []byte // file bytes [bufOff, bufOff+len(buf))
+	bufOff  int64
 }
 
 const readAhead = 1 << 20
 
 // read appends one chunk's answer to out: 1, uvarint length and the bytes
 // from the first location that can be read, or 0 when none can.
-func (s *chunkServer) read(root string, locs []index.Loc, out []byte) ([]byte, bool) {
+func (s *chunkServer) read(root string, c cid.Cid, locs []index.Loc, out []byte) ([]byte, bool) {
+	if s.root == nil || s.rootDir != root {
+		if s.root != nil {
+			s.root.Close()
+		}
+		rt, err := os.OpenRoot(root)
+		if err != nil {
+			return wire.AppendMissing(out), false
+		}
+		s.root, s.rootDir = rt, root
+	}
 	for _, l := range locs {
-		p := filepath.Join(root, filepath.FromSlash(l.Path))
+		p := filepath.FromSlash(l.Path)
 		if p != s.path {
-			s.close()
-			f, err := os.Open(p)
+			s.closeFile()
+			f, err := s.root.Open(p)
 			if err != nil {
 				continue
 			}
@@ -353,17 +372,29 @@ func (s *chunkServer) read(root string, locs []index.Loc, out []byte) ([]byte, b
 				continue // the file got shorter
 			}
 		}
-		return wire.AppendChunk(out, s.buf[l.Off-s.bufOff:end-s.bufOff]), true
+		data := s.buf[l.Off-s.bufOff : end-s.bufOff]
+		if baseline.VerifyChunk(c, data) != nil {
+			continue // changed since the scan: the next capture sees it
+		}
+		return wire.AppendChunk(out, data), true
 	}
 	return wire.AppendMissing(out), false
 }
 
-func (s *chunkServer) close() {
+func (s *chunkServer) closeFile() {
 	if s.f != nil {
 		s.f.Close()
 		s.f, s.path = nil, ""
 	}
 	s.buf, s.bufOff = s.buf[:0], 0
+}
+
+func (s *chunkServer) close() {
+	s.closeFile()
+	if s.root != nil {
+		s.root.Close()
+		s.root = nil
+	}
 }
 
 // HandleAck reads acknowledgements from a target.
@@ -383,7 +414,7 @@ func (srv *Server) HandleAck(from peer.ID, s transport.Stream) {
 			srv.warnLimited(from, "bad ack", "bad ack", "err", err)
 			return
 		}
-		a := srv.lookup(ak.Folder)
+		a := srv.lookup(context.Background(), ak.Folder)
 		if a == nil || !a.isBackup(from) {
 			srv.warnLimited(from, "foreign ack", "ack for a folder the peer does not back up", "folder", ak.Folder)
 			continue
