@@ -112,7 +112,7 @@ type Node struct {
 	// and replaced when it is done (see agentFor).
 	building bool
 	settled  chan struct{}
-	reloadMu sync.Mutex    // one reload at a time
+	reloadMu sync.Mutex // one reload at a time
 
 	consent *consents
 	rates   *rates
