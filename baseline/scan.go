@@ -30,6 +30,11 @@ type ScanOptions struct {
 	// Progress, if set, is called with cumulative counts of regular files
 	// completed and their bytes, from any goroutine.
 	Progress func(files int, bytes int64)
+	// Found, if set, is called with cumulative counts of the regular files
+	// the walk found and their sizes (what Progress will reach), and once
+	// more with complete set when the walk is over; from the walking
+	// goroutine.
+	Found func(files int, bytes int64, complete bool)
 	// OnError, if set, is told of each path that exists but cannot be read
 	// (a directory that cannot be listed, a file that cannot be opened or
 	// read), from any goroutine; the scan goes on without it (for a
@@ -91,6 +96,8 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 	}
 	var items []*item
 	var files, nbytes atomic.Int64
+	var foundFiles int
+	var foundBytes int64
 	done := func(size int64) {
 		f, b := files.Add(1), nbytes.Add(size)
 		if opts.Progress != nil {
@@ -177,6 +184,11 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 		}
 		it := &item{e: e}
 		items = append(items, it)
+		if e.Kind == KindFile && opts.Found != nil {
+			foundFiles++
+			foundBytes += e.Size
+			opts.Found(foundFiles, foundBytes, false)
+		}
 		switch {
 		case needHash:
 			g.Go(func() error {
@@ -203,6 +215,9 @@ func Scan(ctx context.Context, root string, opts ScanOptions) ([]Entry, error) {
 		}
 		return nil
 	})
+	if walkErr == nil && opts.Found != nil {
+		opts.Found(foundFiles, foundBytes, true)
+	}
 	gerr := g.Wait()
 	if gerr != nil {
 		return nil, gerr

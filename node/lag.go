@@ -32,6 +32,7 @@ func (n *Node) Lag() control.LagReport {
 		fs := a.Status()
 		head, total := fs.JournalLast, fs.Bytes
 		folderErrs := agentErrors(fs.Problems)
+		scan := scanReport(fs.Scan, now)
 		for _, st := range fs.Backups {
 			b := st.Peer
 			p := control.LagPair{Source: n.id.String(), SourceName: name, Folder: a.ID(),
@@ -41,6 +42,7 @@ func (n *Node) Lag() control.LagReport {
 				p.Errors = append(p.Errors, control.ErrorReport{Error: c.reason, Since: c.since.UTC()})
 			}
 			p.MoreErrors = int(st.MoreErrors)
+			p.SourceScan = scan
 			synced := !st.AckedAt.IsZero() && !st.Baseline && !st.Reset
 			if synced {
 				p.AppliedSeq = min(st.Applied, head)
@@ -99,6 +101,23 @@ func (n *Node) Lag() control.LagReport {
 		}
 	}
 	return rep
+}
+
+// scanReport is the report of a scan under way (nil: none).
+func scanReport(sc *agent.ScanStatus, now time.Time) *control.ScanReport {
+	if sc == nil {
+		return nil
+	}
+	r := &control.ScanReport{First: sc.First, Started: sc.Started.UTC(), Files: sc.Files, Bytes: sc.Bytes,
+		FoundFiles: sc.FoundFiles, FoundBytes: sc.FoundBytes, Listed: sc.Listed}
+	if el := now.Sub(sc.Started).Seconds(); el > 0 {
+		r.BytesPerSecond = float64(sc.Bytes) / el
+	}
+	if sc.Listed && r.BytesPerSecond > 0 {
+		eta := float64(max(sc.FoundBytes-sc.Bytes, 0)) / r.BytesPerSecond
+		r.ETASeconds = &eta
+	}
+	return r
 }
 
 // Sync captures every change the watchers have pending (so that changes

@@ -2,6 +2,7 @@ package node
 
 import (
 	"path/filepath"
+	"time"
 
 	"github.com/vigil-mesh/vigil/node/agent"
 	"github.com/vigil-mesh/vigil/node/control"
@@ -27,7 +28,7 @@ func (n *Node) Status() control.StatusReport {
 		st := a.Status()
 		fr := control.FolderReport{ID: a.ID(), Path: a.Root(), Entries: st.Entries, Bytes: st.Bytes,
 			BackupTo: n.backupNames(a), JournalFirst: st.JournalFirst, JournalLast: st.JournalLast,
-			JournalBytes: st.JournalBytes, Errors: agentErrors(st.Problems)}
+			JournalBytes: st.JournalBytes, Errors: agentErrors(st.Problems), Scan: scanReport(st.Scan, time.Now())}
 		for _, b := range st.Backups {
 			if c, refused := n.consent.refusal(b.Peer, a.ID(), b.AckedAt); refused {
 				fr.Errors = append(fr.Errors, control.ErrorReport{Error: c.reason, Since: c.since.UTC()})

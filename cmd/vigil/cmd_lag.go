@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/vigil-mesh/vigil/node/control"
@@ -271,6 +272,7 @@ func writeLagTable(w io.Writer, pairs []control.LagPair, now time.Time) {
 	t.flush()
 	writeErrors(w, pairs, now)
 	writeOffline(w, pairs)
+	writeScans(w, pairs)
 	var bars []control.LagPair
 	for _, p := range pairs {
 		if p.State == control.StateBaseline {
@@ -409,13 +411,29 @@ func writeOffline(w io.Writer, pairs []control.LagPair) {
 	}
 }
 
-// quotePath shows a path as is unless it holds characters a terminal
-// would misrender (newlines, control bytes, invalid UTF-8).
-func quotePath(p string) string {
-	for _, r := range p {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return strconv.Quote(p)
+// writeScans lists the folders this node scans as a source (once per
+// folder, whatever its number of backups).
+func writeScans(w io.Writer, pairs []control.LagPair) {
+	seen := make(map[string]bool)
+	for _, p := range pairs {
+		if p.SourceScan == nil || seen[p.Folder] {
+			continue
 		}
+		if len(seen) == 0 {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "SCANNING")
+		}
+		seen[p.Folder] = true
+		fmt.Fprintf(w, "  %s/%s  %s\n", peerLabel(p.SourceName, p.Source), cellText(p.Folder), scanText(p.SourceScan))
+	}
+}
+
+// quotePath shows a path (or an error) as is unless it holds characters a
+// terminal would misrender (newlines, C0 and C1 controls, invalid UTF-8):
+// then quoted with Go escapes.
+func quotePath(p string) string {
+	if !utf8.ValidString(p) || strings.ContainsFunc(p, unicode.IsControl) {
+		return strconv.Quote(p)
 	}
 	return p
 }

@@ -82,16 +82,16 @@ func runRepair(ctx context.Context, g *globals, stdout io.Writer, source, folder
 			continue
 		}
 		for _, p := range r.Before.Problems {
-			fmt.Fprintf(&buf, "%s: found %s %s\n", label, p.Kind, lineText(p.Path))
+			fmt.Fprintf(&buf, "%s: found %s %s\n", label, p.Kind, quotePath(p.Path))
 		}
 		if len(r.After.Problems) == 0 {
 			fmt.Fprintf(&buf, "%s: repaired %d problem(s); verify now OK\n", label, len(r.Before.Problems))
 			continue
 		}
 		for _, p := range r.After.Problems {
-			fmt.Fprintf(&buf, "%s: still %s %s", label, p.Kind, lineText(p.Path))
+			fmt.Fprintf(&buf, "%s: still %s %s", label, p.Kind, quotePath(p.Path))
 			if p.Detail != "" {
-				fmt.Fprintf(&buf, ": %s", lineText(p.Detail))
+				fmt.Fprintf(&buf, ": %s", quotePath(p.Detail))
 			}
 			buf.WriteByte('\n')
 		}

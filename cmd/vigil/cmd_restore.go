@@ -136,7 +136,7 @@ func runRestore(ctx context.Context, g *globals, stdout, stderr io.Writer, o res
 			what = "would not be restored"
 		}
 		for _, f := range res.Failed {
-			fmt.Fprintf(stderr, "%s: %s: %s\n", what, lineText(f.Path), lineText(f.Error))
+			fmt.Fprintf(stderr, "%s: %s: %s\n", what, quotePath(f.Path), quotePath(f.Error))
 		}
 	}
 	if _, werr := stdout.Write(buf.Bytes()); werr != nil {
@@ -165,7 +165,7 @@ func printRestoreResult(w io.Writer, req restore.RestoreRequest, res restore.Res
 		verb = "would restore"
 	}
 	fmt.Fprintf(w, "%s %s/%s as of seq %d (%s) into %s: %d files, %d dirs, %d symlinks, %s\n",
-		verb, peerLabel(res.SourceName, res.Source), res.Folder, res.Seq, when, lineText(res.To),
+		verb, peerLabel(res.SourceName, res.Source), res.Folder, res.Seq, when, quotePath(res.To),
 		res.Files, res.Dirs, res.Symlinks, humanBytes(res.Bytes))
 }
 

@@ -110,6 +110,11 @@ func writeStatus(w io.Writer, st control.StatusReport, now time.Time) {
 				humanBytes(f.JournalBytes), strings.Join(f.BackupTo, ", "))
 		}
 		t.flush()
+		for _, f := range folders {
+			if f.Scan != nil {
+				fmt.Fprintf(w, "  %s %s\n", cellText(f.ID), scanText(f.Scan))
+			}
+		}
 	}
 
 	fmt.Fprintln(w, "\nREPLICAS")

@@ -67,9 +67,9 @@ func runVerify(ctx context.Context, g *globals, stdout io.Writer, source, folder
 		}
 		label := peerLabel(r.SourceName, r.Source) + "/" + r.Folder
 		for _, p := range r.Problems {
-			fmt.Fprintf(&buf, "%s: %s %s", label, p.Kind, lineText(p.Path))
+			fmt.Fprintf(&buf, "%s: %s %s", label, p.Kind, quotePath(p.Path))
 			if p.Detail != "" {
-				fmt.Fprintf(&buf, ": %s", lineText(p.Detail))
+				fmt.Fprintf(&buf, ": %s", quotePath(p.Detail))
 			}
 			buf.WriteByte('\n')
 		}

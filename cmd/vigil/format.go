@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/term"
+
+	"github.com/vigil-mesh/vigil/node/control"
 )
 
 // Formatting shared by the commands that print tables (lag, status): sizes
@@ -58,17 +60,6 @@ func cellText(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// lineText makes a file name or an error safe to print on a line of its
-// own: one holding a control character (an escape sequence, a newline, a
-// C1 control) or bytes that are not UTF-8 is printed quoted with escapes,
-// any other as it is.
-func lineText(s string) string {
-	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
-		return strconv.Quote(s)
-	}
-	return s
 }
 
 // humanBytes formats n bytes in IEC units: "0 B", "512 B", "1.5 KiB",
@@ -214,4 +205,33 @@ func textBar(done, total int64, width int) string {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// scanText describes a source's scan of a whole folder under way: "first
+// scan: 1200 of 5000 files read (40.0 MiB of 160 MiB), 12.0 MiB/s, ETA 10s";
+// while the walk still lists the folder the totals are what it found so
+// far ("of 3000+ files found so far") and there is no ETA.
+func scanText(sc *control.ScanReport) string {
+	var b strings.Builder
+	if sc.First {
+		b.WriteString("first scan: ")
+	} else {
+		b.WriteString("scan: ")
+	}
+	more := "+"
+	if sc.Listed {
+		more = ""
+	}
+	fmt.Fprintf(&b, "%d of %d%s files read (%s of %s%s)", sc.Files, sc.FoundFiles, more,
+		humanBytes(sc.Bytes), humanBytes(sc.FoundBytes), more)
+	if !sc.Listed {
+		b.WriteString(", still listing")
+	}
+	if sc.BytesPerSecond > 0 {
+		b.WriteString(", " + humanBytes(int64(sc.BytesPerSecond)) + "/s")
+	}
+	if sc.ETASeconds != nil {
+		b.WriteString(", ETA " + humanDuration(time.Duration(*sc.ETASeconds*float64(time.Second)).Round(time.Second)))
+	}
+	return b.String()
 }

@@ -51,10 +51,10 @@ func TestHumanFormatsReadLikeAPerson(t *testing.T) {
 		{cellText("a\tb\x1b[2Jc"), "a b?[2Jc"},
 		{cellText(""), "-"},
 		{cellText("x\u009b2Jy\xff"), "x?2Jy?"},
-		{lineText("notes/plain name.txt"), "notes/plain name.txt"},
-		{lineText("a\x1b[2J\nb"), `"a\x1b[2J\nb"`},
-		{lineText("c\u009bd"), `"c\u009bd"`},
-		{lineText("bad\xffutf8"), `"bad\xffutf8"`},
+		{quotePath("notes/plain name.txt"), "notes/plain name.txt"},
+		{quotePath("a\x1b[2J\nb"), `"a\x1b[2J\nb"`},
+		{quotePath("c\u009bd"), `"c\u009bd"`},
+		{quotePath("bad\xffutf8"), `"bad\xffutf8"`},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
@@ -224,5 +224,29 @@ func TestBaselineProgressEventNeverBlocksAndDropsOldest(t *testing.T) {
 	}
 	if first := (<-p.events).DoneBytes; first != n-progressQueue {
 		t.Errorf("oldest kept event is #%d, want #%d (the oldest ones dropped)", first, n-progressQueue)
+	}
+}
+
+func TestLagTableShowsTheSourceScanOncePerFolder(t *testing.T) {
+	now := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
+	eta := 9.6
+	listing := &control.ScanReport{First: true, Started: now.Add(-4 * time.Second), Files: 1200, Bytes: 40 << 20,
+		FoundFiles: 3000, FoundBytes: 100 << 20, BytesPerSecond: 10 << 20}
+	listed := &control.ScanReport{Started: now.Add(-4 * time.Second), Files: 1200, Bytes: 40 << 20,
+		FoundFiles: 5000, FoundBytes: 160 << 20, Listed: true, BytesPerSecond: 12 << 20, ETASeconds: &eta}
+	pairs := []control.LagPair{
+		{Source: "S", SourceName: "laptop", Folder: "docs", Target: "T1", TargetName: "nas", State: control.StateBaseline, SourceScan: listing},
+		{Source: "S", SourceName: "laptop", Folder: "docs", Target: "T2", TargetName: "cloud", State: control.StateBaseline, SourceScan: listing},
+		{Source: "S", SourceName: "laptop", Folder: "photos", Target: "T1", TargetName: "nas", State: control.StateLive, SourceScan: listed},
+	}
+	var b bytes.Buffer
+	writeLagTable(&b, pairs, now)
+	want := `
+SCANNING
+  laptop/docs  first scan: 1200 of 3000+ files read (40.0 MiB of 100 MiB+), still listing, 10.0 MiB/s
+  laptop/photos  scan: 1200 of 5000 files read (40.0 MiB of 160 MiB), 12.0 MiB/s, ETA 10s
+`
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("lag table:\n%s\nwant it to hold:\n%s", b.String(), want)
 	}
 }

@@ -107,6 +107,7 @@ type Agent struct {
 	faults     *baseline.Faults
 	tornAfter  time.Duration
 
+	scan    scanProgress
 	mu      sync.RWMutex // guards files, locs, seq, ready, scanned, acks
 	files   *index.Tree
 	locs    index.Locs
@@ -346,6 +347,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	scanStart := time.Now()
+	a.log.Info("scanning folder", "path", a.root, "first", !a.scanned)
 	for {
 		err := a.capture(ctx, nil, true)
 		if err == nil {
@@ -365,7 +368,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.ready = true
 	close(a.readyCh)
 	a.mu.Unlock()
-	a.log.Info("folder protected", "path", a.root, "entries", a.files.Len(), "bytes", a.files.Bytes(), "seq", a.j.Last())
+	a.log.Info("folder protected", "path", a.root, "entries", a.files.Len(), "bytes", a.files.Bytes(), "seq", a.j.Last(),
+		"scan", time.Since(scanStart).Round(time.Millisecond))
 
 	hb := time.NewTicker(heartbeatEvery)
 	defer hb.Stop()

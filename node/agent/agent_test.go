@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/journal"
 	"github.com/vigil-mesh/vigil/node/watch"
 	"github.com/vigil-mesh/vigil/node/wire"
@@ -211,5 +215,57 @@ func TestNewFolderKeepsSeqOne(t *testing.T) {
 	}
 	if seq != 1 {
 		t.Fatalf("first change of a new folder has seq %d, want 1", seq)
+	}
+}
+
+// TestScanProgressIsInStatus: while the first scan runs, Status tells how
+// many files the walk found (and whether it is over) and how many were
+// read; once the scan is done there is no scan in the status.
+func TestScanProgressIsInStatus(t *testing.T) {
+	faults := &baseline.Faults{}
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	faults.DuringRead("a/f5.txt", func() {
+		once.Do(func() {
+			close(reached)
+			<-release
+		})
+	})
+	h := newHarnessWith(t, func(c *Config) {
+		for i := range 10 {
+			p := filepath.Join(c.Root, "a", fmt.Sprintf("f%d.txt", i))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, bytes.Repeat([]byte{'x'}, 100), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.ReadFaults = faults
+	})
+	<-reached
+	deadline := time.Now().Add(20 * time.Second)
+	var sc *ScanStatus
+	for {
+		sc = h.a.Status().Scan
+		if sc != nil && sc.Listed && sc.Files == 9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("scan status while one file is being read: %+v", sc)
+		}
+		runtime.Gosched()
+	}
+	if !sc.First || sc.FoundFiles != 10 || sc.FoundBytes != 1000 || sc.Bytes != 900 || sc.Started.IsZero() {
+		close(release)
+		t.Fatalf("scan status: %+v", sc)
+	}
+	close(release)
+	if _, err := h.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if sc := h.a.Status().Scan; sc != nil {
+		t.Fatalf("a scan in the status after it ended: %+v", sc)
 	}
 }

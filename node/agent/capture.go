@@ -428,7 +428,10 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	if full {
 		var mu sync.Mutex
 		bad := make(map[string]error) // paths that could not be read
+		a.scan.start(!a.scanned)
+		defer a.scan.end()
 		ents, err := baseline.Scan(ctx, a.root, baseline.ScanOptions{Ignore: a.rules.Matcher(), Reuse: a.reuse, Logger: a.log, Faults: a.faults,
+			Progress: a.scan.read, Found: a.scan.found,
 			OnError: func(rel string, err error) {
 				mu.Lock()
 				bad[rel] = err
@@ -574,35 +577,27 @@ func (a *Agent) CaptureStats() (retries, torn int64) {
 // record turns the observations into changes, journals them and updates
 // the index (the first scan only builds the index).
 func (a *Agent) record(ctx context.Context, obs map[string]*baseline.Entry, paths []string, full bool) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if full && !a.scanned {
 		// First scan: it is the snapshot; nothing to journal.
+		a.mu.Lock()
 		for _, e := range obs {
 			if e != nil {
 				a.files.Put(e)
 				a.locs.Add(e)
 			}
 		}
-		err := a.db.Update(func(tx *store.Tx) error {
-			files := a.rows.Files()
-			for e := range a.files.All() {
-				if err := files.Put(tx, e); err != nil {
-					return err
-				}
-			}
-			if err := a.rows.PutSeq(tx, a.seq); err != nil {
-				return err
-			}
-			return a.rows.PutScanned(tx)
-		})
-		if err != nil {
-			return fmt.Errorf("agent: save index of folder %q: %w", a.id, err)
+		ents, seq := a.files.Sorted(), a.seq
+		a.mu.Unlock()
+		if err := a.saveIndex(ctx, ents, seq); err != nil {
+			return err
 		}
+		a.mu.Lock()
 		a.scanned = true
+		a.mu.Unlock()
 		return nil
 	}
-
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	changes, dirty := a.diff(obs)
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		var cs []string
@@ -615,6 +610,48 @@ func (a *Agent) record(ctx context.Context, obs map[string]*baseline.Entry, path
 		return nil
 	}
 	return a.commit(ctx, changes, dirty)
+}
+
+// saveBatch is how many index rows one transaction of saveIndex writes.
+const saveBatch = 8192
+
+// saveIndex writes the index of a first scan: rows in key order (bbolt
+// appends them to its pages instead of inserting each into one leaf that
+// grows until the commit splits it, which costs time quadratic in the
+// rows), in transactions of saveBatch rows, so that memory stays bounded
+// and a stop is not held up. The folder counts as scanned only with the
+// last transaction: a scan cut short is made again on the next start.
+// a.mu is not held: only the capture goroutine writes the rows.
+func (a *Agent) saveIndex(ctx context.Context, ents []*baseline.Entry, seq uint64) error {
+	files := a.rows.Files()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(ents), saveBatch)
+		last := n == len(ents)
+		err := a.db.Update(func(tx *store.Tx) error {
+			for _, e := range ents[:n] {
+				if err := files.Put(tx, e); err != nil {
+					return err
+				}
+			}
+			if !last {
+				return nil
+			}
+			if err := a.rows.PutSeq(tx, seq); err != nil {
+				return err
+			}
+			return a.rows.PutScanned(tx)
+		})
+		if err != nil {
+			return fmt.Errorf("agent: save index of folder %q: %w", a.id, err)
+		}
+		ents = ents[n:]
+		if last {
+			return nil
+		}
+	}
 }
 
 // diff turns observed states into changes, applying them to the index as

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/vigil-mesh/vigil/node/wire"
 )
 
@@ -34,13 +36,74 @@ type Status struct {
 	Backups      []BackupStatus // in the order of Config.Backups
 	// Problems keep changes of this folder from reaching any backup.
 	Problems []Problem
+	// Scan is the progress of the scan of the whole folder under way (nil:
+	// none).
+	Scan *ScanStatus
+}
+
+// ScanStatus is the progress of a scan of the whole folder: files listed
+// by the walk and files read (hashed, or known unchanged) so far.
+type ScanStatus struct {
+	First      bool // the first scan: the backups' baseline waits for it
+	Started    time.Time
+	Files      int64 // regular files read so far
+	Bytes      int64 // their bytes
+	FoundFiles int64 // regular files the walk found so far
+	FoundBytes int64 // their sizes
+	Listed     bool  // the walk is over: FoundFiles and FoundBytes are the totals
+}
+
+// scanProgress is the scan under way, apart from a.mu: the capture
+// goroutine updates it while it holds a.mu for long stretches.
+type scanProgress struct {
+	mu  sync.Mutex
+	cur *ScanStatus
+}
+
+func (p *scanProgress) start(first bool) {
+	p.mu.Lock()
+	p.cur = &ScanStatus{First: first, Started: time.Now()}
+	p.mu.Unlock()
+}
+
+func (p *scanProgress) end() {
+	p.mu.Lock()
+	p.cur = nil
+	p.mu.Unlock()
+}
+
+func (p *scanProgress) read(files int, bytes int64) {
+	p.mu.Lock()
+	if p.cur != nil {
+		p.cur.Files, p.cur.Bytes = int64(files), bytes
+	}
+	p.mu.Unlock()
+}
+
+func (p *scanProgress) found(files int, bytes int64, complete bool) {
+	p.mu.Lock()
+	if p.cur != nil {
+		p.cur.FoundFiles, p.cur.FoundBytes, p.cur.Listed = int64(files), bytes, complete
+	}
+	p.mu.Unlock()
+}
+
+func (p *scanProgress) get() *ScanStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return nil
+	}
+	c := *p.cur
+	return &c
 }
 
 // Status returns the folder's current state.
 func (a *Agent) Status() Status {
+	scan := a.scan.get()
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	st := Status{Entries: a.files.Len(), Bytes: a.files.Bytes(),
+	st := Status{Scan: scan, Entries: a.files.Len(), Bytes: a.files.Bytes(),
 		JournalFirst: a.j.First(), JournalLast: a.j.Last(), JournalBytes: a.j.Size(), Problems: a.problemList()}
 	for _, b := range a.backups {
 		s := a.acks[b]

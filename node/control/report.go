@@ -54,6 +54,26 @@ type LagPair struct {
 	Errors []ErrorReport `json:"errors"`
 	// MoreErrors counts errors left out of Errors to keep reports small.
 	MoreErrors int `json:"more_errors,omitempty"`
+	// SourceScan is the source's scan of the whole folder under way, when
+	// this node is the source and scans (absent otherwise). During the
+	// first scan the baseline cannot start: this is its progress.
+	SourceScan *ScanReport `json:"source_scan,omitempty"`
+}
+
+// ScanReport is the progress of a source's scan of a whole folder: the
+// walk lists the files while they are read (hashed, or found unchanged).
+type ScanReport struct {
+	First      bool      `json:"first"` // the folder's first scan
+	Started    time.Time `json:"started"`
+	Files      int64     `json:"files"`       // regular files read so far
+	Bytes      int64     `json:"bytes"`       // their bytes
+	FoundFiles int64     `json:"found_files"` // regular files the walk found so far
+	FoundBytes int64     `json:"found_bytes"` // their sizes
+	Listed     bool      `json:"listed"`      // the walk is over: found_* are the totals
+	// BytesPerSecond is the rate since the scan started; ETASeconds the
+	// time left at that rate, once the walk is over.
+	BytesPerSecond float64  `json:"bytes_per_second"`
+	ETASeconds     *float64 `json:"eta_seconds,omitempty"`
 }
 
 // ErrorReport is one failure that keeps a change from being backed up.
@@ -105,6 +125,8 @@ type FolderReport struct {
 	JournalBytes int64    `json:"journal_bytes"`
 	// Errors keep changes of this folder from reaching any backup. Never null.
 	Errors []ErrorReport `json:"errors"`
+	// Scan is the scan of the whole folder under way (absent: none).
+	Scan *ScanReport `json:"scan,omitempty"`
 }
 
 // ReplicaReport is one replica held for another node.

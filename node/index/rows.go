@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/vigil-mesh/vigil/baseline"
@@ -27,7 +29,9 @@ func (f Files) Delete(tx *store.Tx, p string) error { return tx.Delete(f.bucket,
 // Sync saves the entries of the dirty paths as t holds them (deleting the
 // rows of paths t no longer has).
 func (f Files) Sync(tx *store.Tx, t *Tree, dirty map[string]bool) error {
-	for p := range dirty {
+	// in key order: bbolt inserts into a leaf that grows until the commit,
+	// cheaply only at its end
+	for _, p := range slices.Sorted(maps.Keys(dirty)) {
 		if e := t.Get(p); e != nil {
 			if err := f.Put(tx, e); err != nil {
 				return err
