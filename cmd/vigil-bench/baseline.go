@@ -24,9 +24,9 @@ type baselineOpts struct {
 
 func (o *baselineOpts) check() error {
 	switch strings.ToUpper(o.dataset) {
-	case "A", "B", "BOTH":
+	case "A", "B", "C", "BOTH":
 	default:
-		return fmt.Errorf("--dataset: want A, B or both (got %q)", o.dataset)
+		return fmt.Errorf("--dataset: want A, B, C or both (got %q)", o.dataset)
 	}
 	if !(o.scale > 0) {
 		return fmt.Errorf("--scale: want a positive factor (got %v)", o.scale)
@@ -50,6 +50,7 @@ type toolRun struct {
 	elapsed  time.Duration
 	snapshot time.Duration // vigil: until the target started copying (the source's scan and the snapshot); 0 if not seen
 	cpu      time.Duration // vigil: source+target processes; rsync: client+daemon with its children
+	cpuSrc   time.Duration // vigil: the source process
 	busy     time.Duration // machine-wide busy CPU time during the copy
 	self     time.Duration // this program's CPU time during the copy
 	load     string        // /proc/loadavg before the copy
@@ -75,6 +76,8 @@ func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
 		sets = []string{"A"}
 	case "B":
 		sets = []string{"B"}
+	case "C":
+		sets = []string{"C"}
 	default:
 		sets = []string{"A", "B"}
 	}
@@ -88,9 +91,12 @@ func runBaseline(ctx context.Context, o baselineOpts, w io.Writer) error {
 		dir := e.path("data-" + name)
 		var ds dataset
 		start := time.Now()
-		if name == "A" {
+		switch name {
+		case "A":
 			ds, err = genSmallFiles(ctx, dir, o.scale)
-		} else {
+		case "C":
+			ds, err = genTinyFiles(ctx, dir, o.scale)
+		default:
 			ds, err = genLargeFiles(ctx, dir, o.scale)
 		}
 		if err != nil {
@@ -185,10 +191,16 @@ func printCompare(w io.Writer, ds dataset, binA, binB string, a, b toolRun) {
 		bin string
 		r   toolRun
 	}{{binA, a}, {binB, b}} {
-		fmt.Fprintf(w, "  %-40s %6.2f s  %7.1f MB/s  snapshot %.2f s, copy %.2f s, cpu %.1f s  %s\n", x.bin, x.r.elapsed.Seconds(),
-			mbps(ds.bytes, x.r.elapsed), x.r.snapshot.Seconds(), (x.r.elapsed - x.r.snapshot).Seconds(), x.r.cpu.Seconds(), verifiedNote(x.r.verified))
+		fmt.Fprintf(w, "  %-40s %6.2f s  %7.1f MB/s  snapshot %.2f s, copy %.2f s, cpu %.1f s (source %.1f s, %.0f us/file), peak RSS source %s, target %s  %s\n", x.bin, x.r.elapsed.Seconds(),
+			mbps(ds.bytes, x.r.elapsed), x.r.snapshot.Seconds(), (x.r.elapsed - x.r.snapshot).Seconds(), x.r.cpu.Seconds(),
+			x.r.cpuSrc.Seconds(), perFile(x.r.cpuSrc, ds.files), fmtBytes(x.r.peakSrc), fmtBytes(x.r.peakDst), verifiedNote(x.r.verified))
 	}
 	fmt.Fprintf(w, "  time %s / %s: %.2f\n", filepath.Base(binB), filepath.Base(binA), b.elapsed.Seconds()/a.elapsed.Seconds())
+}
+
+// perFile is d per file in microseconds.
+func perFile(d time.Duration, files int) float64 {
+	return float64(d.Microseconds()) / float64(max(files, 1))
 }
 
 func verifiedNote(err error) string {
@@ -203,8 +215,8 @@ func printBaseline(w io.Writer, ds dataset, v, r toolRun, target float64) {
 	vm, rm := mbps(ds.bytes, v.elapsed), mbps(ds.bytes, r.elapsed)
 	header(w, fmt.Sprintf("baseline, dataset %s: %s, %s", ds.name, ds.desc, fmtBytes(ds.bytes)))
 	fmt.Fprintf(w, "vigil  %8.2f s  %7.1f MB/s  %s\n", v.elapsed.Seconds(), vm, ok(v.verified))
-	fmt.Fprintf(w, "       cpu: vigil source+target %.1f s, machine busy %.1f s of %.1f s (this program %.1f s); peak RSS source %s, target %s; loadavg before: %s\n",
-		v.cpu.Seconds(), v.busy.Seconds(), v.elapsed.Seconds()*float64(runtime.NumCPU()), v.self.Seconds(), fmtBytes(v.peakSrc), fmtBytes(v.peakDst), v.load)
+	fmt.Fprintf(w, "       cpu: vigil source %.1f s (%.0f us/file), source+target %.1f s, machine busy %.1f s of %.1f s (this program %.1f s); peak RSS source %s, target %s; loadavg before: %s\n",
+		v.cpuSrc.Seconds(), perFile(v.cpuSrc, ds.files), v.cpu.Seconds(), v.busy.Seconds(), v.elapsed.Seconds()*float64(runtime.NumCPU()), v.self.Seconds(), fmtBytes(v.peakSrc), fmtBytes(v.peakDst), v.load)
 	if v.note != "" {
 		fmt.Fprintf(w, "       %s\n", v.note)
 	}
@@ -292,6 +304,9 @@ func vigilBaseline(ctx context.Context, e *env, bin string, ds dataset, trial st
 	for _, n := range []*vnode{src, dst} {
 		if c, err := procCPU(n.p.Pid()); err == nil {
 			res.cpu += c
+			if n == src {
+				res.cpuSrc = c
+			}
 		}
 	}
 	res.peakSrc, _ = src.stop()

@@ -33,11 +33,23 @@ func newRand(seed uint64) *rand.ChaCha8 {
 // 10x10x10 tree of directories, ~20 files per leaf directory (20,000 files
 // at scale 1).
 func genSmallFiles(ctx context.Context, dir string, scale float64) (dataset, error) {
+	return genFiles(ctx, dir, "A", scale, 1024, 64<<10)
+}
+
+// genTinyFiles writes dataset C: files of 100 B-4 KiB, laid out as
+// dataset A (20,000 files at scale 1): what costs per file, not per byte.
+func genTinyFiles(ctx context.Context, dir string, scale float64) (dataset, error) {
+	return genFiles(ctx, dir, "C", scale, 100, 4<<10)
+}
+
+// genFiles writes 20,000*scale files of minSize-maxSize random bytes, ~20
+// per leaf directory of a 10x10xN tree.
+func genFiles(ctx context.Context, dir, name string, scale float64, minSize, maxSize int) (dataset, error) {
 	nfiles := max(int(20000*scale+0.5), 1)
-	ds := dataset{name: "A", dir: dir}
+	ds := dataset{name: name, dir: dir}
 	r := newRand(1)
 	pick := rand.New(newRand(2))
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, maxSize)
 	const perDir = 20
 	ndirs := (nfiles + perDir - 1) / perDir
 	for i := 0; i < nfiles; i++ {
@@ -51,7 +63,7 @@ func genSmallFiles(ctx context.Context, dir string, scale float64) (dataset, err
 				return ds, err
 			}
 		}
-		size := 1024 + pick.IntN(63*1024+1)
+		size := minSize + pick.IntN(maxSize-minSize+1)
 		r.Read(buf[:size])
 		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%05d.bin", i)), buf[:size], 0o644); err != nil {
 			return ds, err
@@ -59,7 +71,7 @@ func genSmallFiles(ctx context.Context, dir string, scale float64) (dataset, err
 		ds.files++
 		ds.bytes += int64(size)
 	}
-	ds.desc = fmt.Sprintf("%d files of 1-64 KiB in %d directories (3 levels)", ds.files, ndirs)
+	ds.desc = fmt.Sprintf("%d files of %s-%s in %d directories (3 levels)", ds.files, fmtBytes(int64(minSize)), fmtBytes(int64(maxSize)), ndirs)
 	return ds, nil
 }
 

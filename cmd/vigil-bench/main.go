@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [--trials 2] [--compare OTHER_VIGIL]
+//	vigil-bench baseline [--dataset A|B|C|both] [--scale 1.0] [--trials 2] [--compare OTHER_VIGIL]
 //	vigil-bench live [--duration 60s] [--trials 200] [--parts latency,wire,files,stream]
 //
 // Common flags: --dir DIR (parent of the temporary work directory; default
@@ -14,7 +14,8 @@
 // directory for inspection).
 //
 // baseline generates dataset A (20,000 files of 1-64 KiB in 1,000 nested
-// directories) and dataset B (4 files of 256 MiB), reads each once so that
+// directories), dataset B (4 files of 256 MiB) or dataset C (20,000 files
+// of 100 B-4 KiB, what costs per file), reads each once so that
 // both tools see warm data, then times the initial copy by vigil (from the
 // source's start until the target reports the replica live and complete)
 // and by `rsync -a` into an rsync daemon, both on 127.0.0.1.
@@ -45,7 +46,7 @@ func main() {
 }
 
 const usage = `usage:
-  vigil-bench baseline [--dataset A|B|both] [--scale 1.0] [--trials 2] [--compare OTHER_VIGIL] [common flags]
+  vigil-bench baseline [--dataset A|B|C|both] [--scale 1.0] [--trials 2] [--compare OTHER_VIGIL] [common flags]
   vigil-bench live [--duration 60s] [--trials 200] [--parts latency,wire,files,stream] [common flags]
   vigil-bench restore [--scale 1.0]   (restore of dataset B vs cp -a of the replica)
 common flags: --dir DIR, --vigil PATH, --keep
