@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests .ci/run: on a PATH without a C compiler or rsync it installs both
-# (gcc and rsync, Debian packages) before `make test`; it installs nothing
+# (gcc, rsync and git, Debian packages) before `make test`; it installs nothing
 # that is already there. apt-get and make are stand-ins that record how
 # they were called.
 set -euo pipefail
@@ -44,21 +44,21 @@ expect_no() { # NAME WORD: no line of the log of scenario NAME contains WORD
 }
 
 scenario bare
-expect bare "apt-get install -y -qq gcc rsync"
+expect bare "apt-get install -y -qq gcc rsync git"
 expect bare "make test"
 
-scenario has-cc cc rsync
+scenario has-cc cc rsync git
 expect_no has-cc "apt-get"
 expect has-cc "make test"
 
 scenario has-gcc-only gcc
-expect has-gcc-only "apt-get install -y -qq rsync"
+expect has-gcc-only "apt-get install -y -qq rsync git"
 expect_no has-gcc-only " gcc"
 
 scenario has-rsync-only rsync
-expect has-rsync-only "apt-get install -y -qq gcc"
+expect has-rsync-only "apt-get install -y -qq gcc git"
 
 if ((fail)); then
 	exit 1
 fi
-echo "ok  .ci/run installs gcc and rsync only when missing"
+echo "ok  .ci/run installs gcc, rsync and git only when missing"
