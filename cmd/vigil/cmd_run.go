@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +71,9 @@ func runNode(ctx context.Context, g *globals) error {
 	}
 	logger := g.Logger()
 	slog.SetDefault(logger)
-	tuneGC()
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	tuneGC(gcCtx)
 	b := node.ReadBuild()
 	logger.Info("starting node", "home", cfg.Home, "name", cfg.Node.Name,
 		"version", b.Version, "commit", b.Commit, "go", b.GoVersion)
@@ -117,15 +121,46 @@ func damagedIndexError(home string, err error) error {
 
 // tuneGC trades memory for CPU: a node streams chunk buffers through the
 // heap at hundreds of MB/s, and the default GOGC=100 spends a fifth of a
-// baseline in the collector. A GOGC given in the environment wins; a soft
-// memory limit keeps the heap in check either way.
-func tuneGC() {
+// baseline in the collector. A GOGC given in the environment wins. Unless
+// GOMEMLIMIT is given, a soft memory limit follows the live heap (see
+// memoryLimit), so that the heap does not grow to five times what is live
+// when that is more than a node needs. It runs until ctx ends.
+func tuneGC(ctx context.Context) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(512 << 20)
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
 	}
+	debug.SetMemoryLimit(memoryLimit(0))
+	go func() {
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 {
+				debug.SetMemoryLimit(memoryLimit(sample[0].Value.Uint64()))
+			}
+		}
+	}()
+}
+
+// memoryLimitFloor is the least soft memory limit: what a node with a
+// hundred thousand files at rest and a baseline under way needs.
+const memoryLimitFloor = 160 << 20
+
+// memoryLimit is the soft memory limit for a live heap of live bytes:
+// twice the live heap and 32 MiB, at least memoryLimitFloor. Never below
+// what is live (the collector would run without end); GOGC=400 governs
+// below it.
+func memoryLimit(live uint64) int64 {
+	return max(memoryLimitFloor, int64(2*live)+32<<20)
 }
 
 // reloadOnHUP reloads the config of n on every SIGHUP until the returned

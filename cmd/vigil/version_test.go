@@ -126,3 +126,22 @@ func TestE2ECompletionIsListedInHelpAndNeedsNoHome(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
+	for _, c := range []struct {
+		live uint64
+		want int64
+	}{
+		{0, memoryLimitFloor},
+		{50 << 20, memoryLimitFloor},
+		{100 << 20, 232 << 20},
+		{1 << 30, 2<<30 + 32<<20},
+	} {
+		if got := memoryLimit(c.live); got != c.want {
+			t.Errorf("memoryLimit(%d MiB) = %d MiB, want %d MiB", c.live>>20, got>>20, c.want>>20)
+		}
+		if got := memoryLimit(c.live); got <= int64(c.live) {
+			t.Errorf("memoryLimit(%d) = %d: not above the live heap", c.live, got)
+		}
+	}
+}
