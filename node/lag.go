@@ -38,8 +38,8 @@ func (n *Node) Lag() control.LagReport {
 			p := control.LagPair{Source: n.id.String(), SourceName: name, Folder: a.ID(),
 				Target: b.String(), TargetName: n.peerName(b), HeadSeq: head}
 			p.Errors = append(slices.Clone(folderErrs), ackErrors(st.Errors)...)
-			if c, refused := n.consent.refusal(b, a.ID(), st.AckedAt); refused {
-				p.Errors = append(p.Errors, control.ErrorReport{Error: c.reason, Since: c.since.UTC()})
+			if c, refused := n.consent.Refusal(b, a.ID(), st.AckedAt); refused {
+				p.Errors = append(p.Errors, control.ErrorReport{Error: c.Reason, Since: c.Since.UTC()})
 			}
 			p.MoreErrors = int(st.MoreErrors)
 			p.SourceScan = scan
@@ -94,7 +94,7 @@ func (n *Node) Lag() control.LagReport {
 		if p.State != control.StateBaseline {
 			continue
 		}
-		if rate, ok := n.rates.rate(pairKey(p.Source, p.Folder, p.Target)); ok && rate > 0 {
+		if rate, ok := n.rates.Rate(pairKey(p.Source, p.Folder, p.Target)); ok && rate > 0 {
 			p.BaselineBytesPerSecond = rate
 			eta := float64(max(p.BaselineTotalBytes-p.BaselineDoneBytes, 0)) / rate
 			p.BaselineETASeconds = &eta

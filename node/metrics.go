@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"time"
+
+	"github.com/vigil-mesh/vigil/internal/buildinfo"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,60 +16,12 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Build describes the running binary: what `vigil version` prints and the
-// labels of the vigil_build_info metric.
-type Build struct {
-	Version   string `json:"version"` // module version: a release, a pseudo-version, or "(devel)" when not stamped
-	Commit    string `json:"commit"`  // VCS revision, "-dirty" appended for a modified tree; "unknown" when not stamped
-	GoVersion string `json:"go"`      // the Go toolchain that built it, e.g. go1.26.8
-}
-
-// ReadBuild returns the build information stamped into the running binary
-// by the go command.
-func ReadBuild() Build {
-	bi, _ := debug.ReadBuildInfo()
-	return BuildOf(bi)
-}
-
-// BuildOf extracts a Build from the go command's build information (of this
-// binary, or of another one read with debug/buildinfo); nil when there is
-// none.
-func BuildOf(bi *debug.BuildInfo) Build {
-	b := Build{Version: "(devel)", Commit: "unknown", GoVersion: runtime.Version()}
-	if bi == nil {
-		return b
-	}
-	if v := bi.Main.Version; v != "" {
-		b.Version = v
-	}
-	if bi.GoVersion != "" {
-		b.GoVersion = bi.GoVersion
-	}
-	var rev string
-	var modified bool
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	if rev != "" {
-		b.Commit = rev
-		if modified {
-			b.Commit += "-dirty"
-		}
-	}
-	return b
-}
-
 // registerRuntimeMetrics registers the Go runtime and process collectors
 // (go_*, process_*) and vigil_build_info on reg. A collector that is already
 // registered (several nodes sharing one registry in tests, or a registry
 // that already has the standard collectors) is left as it is.
 func registerRuntimeMetrics(reg prometheus.Registerer) error {
-	b := ReadBuild()
+	b := buildinfo.Read()
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "vigil", Name: "build_info",
 		Help:        "Always 1; the labels name the version, commit and Go version of the running binary.",

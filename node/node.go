@@ -17,10 +17,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-mesh/vigil/baseline"
+	"github.com/vigil-mesh/vigil/internal/rate"
 	"github.com/vigil-mesh/vigil/journal"
 	"github.com/vigil-mesh/vigil/mesh"
 	"github.com/vigil-mesh/vigil/node/agent"
 	"github.com/vigil-mesh/vigil/node/config"
+	"github.com/vigil-mesh/vigil/node/consent"
 	"github.com/vigil-mesh/vigil/node/control"
 	"github.com/vigil-mesh/vigil/node/replica"
 	"github.com/vigil-mesh/vigil/node/restore"
@@ -114,8 +116,8 @@ type Node struct {
 	settled  chan struct{}
 	reloadMu sync.Mutex // one reload at a time
 
-	consent *consents
-	rates   *rates
+	consent *consent.Book
+	rates   *rate.Meters
 
 	verifyMu   sync.Mutex // guards lastVerify
 	lastVerify map[*replica.Replica]*restore.VerifyReport
@@ -141,7 +143,7 @@ func New(cfg *config.Config, opts ...Option) (*Node, error) {
 		o.registerer, o.gatherer = r, r
 	}
 	n := &Node{cfg: cfg, opts: o, log: o.logger, done: make(chan struct{}), started: time.Now(),
-		reloaded: make(chan struct{}), building: true, settled: make(chan struct{}), consent: newConsents(), rates: newRates(), lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
+		reloaded: make(chan struct{}), building: true, settled: make(chan struct{}), consent: consent.New(), rates: rate.New(rateWindow), lastVerify: make(map[*replica.Replica]*restore.VerifyReport)}
 
 	key, id, err := mesh.LoadKey(cfg.IdentityPath())
 	if err != nil {

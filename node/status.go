@@ -30,8 +30,8 @@ func (n *Node) Status() control.StatusReport {
 			BackupTo: n.backupNames(a), JournalFirst: st.JournalFirst, JournalLast: st.JournalLast,
 			JournalBytes: st.JournalBytes, Errors: agentErrors(st.Problems), Scan: scanReport(st.Scan, time.Now())}
 		for _, b := range st.Backups {
-			if c, refused := n.consent.refusal(b.Peer, a.ID(), b.AckedAt); refused {
-				fr.Errors = append(fr.Errors, control.ErrorReport{Error: c.reason, Since: c.since.UTC()})
+			if c, refused := n.consent.Refusal(b.Peer, a.ID(), b.AckedAt); refused {
+				fr.Errors = append(fr.Errors, control.ErrorReport{Error: c.Reason, Since: c.Since.UTC()})
 			}
 		}
 		s.JournalBytes += fr.JournalBytes

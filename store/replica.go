@@ -602,6 +602,46 @@ func (r *Replica) SetMeta(rel string, mode fs.FileMode, mtime time.Time) error {
 	return nil
 }
 
+// RemoveExcept removes every path of the tree that keep refuses (given
+// the path and its type), a directory with all below it, and returns how
+// many it removed. Paths vigil never writes (see ValidatePath) are left.
+func (r *Replica) RemoveExcept(keep func(rel string, t fs.FileMode) bool) (int, error) {
+	var gone []string
+	err := filepath.WalkDir(r.root, func(abs string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if abs == r.root {
+			return nil
+		}
+		rel, err := filepath.Rel(r.root, abs)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if ValidatePath(rel) != nil || keep(rel, d.Type()) {
+			return nil
+		}
+		gone = append(gone, rel)
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: list %s: %w", r.root, err)
+	}
+	for i, rel := range gone {
+		if err := r.Remove(rel); err != nil {
+			return i, err
+		}
+	}
+	return len(gone), nil
+}
+
 // Remove removes rel: a file, a symlink (not its target) or a whole
 // directory tree. A missing rel is not an error. The parent directory is
 // fsynced.

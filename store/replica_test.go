@@ -670,3 +670,32 @@ func TestReplicaDirCacheSeesChangesAndRefusesSymlinks(t *testing.T) {
 		t.Error("CacheDirs(false) kept remembered directories")
 	}
 }
+
+func TestReplicaRemoveExceptRemovesWhatKeepRefusesWholeDirectories(t *testing.T) {
+	r := openTestReplica(t)
+	for _, p := range []string{"keep.txt", "gone.txt", "dir/a", "dir/b", "kept/x"} {
+		if err := os.MkdirAll(filepath.Join(r.Root(), filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(r.Root(), p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var asked []string
+	n, err := r.RemoveExcept(func(rel string, typ fs.FileMode) bool {
+		asked = append(asked, rel)
+		return rel == "keep.txt" || rel == "kept" || rel == "kept/x"
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveExcept: %d removed, %v; want 2 (gone.txt, dir)", n, err)
+	}
+	if slices.Contains(asked, "dir/a") {
+		t.Error("asked about a path below a directory already refused")
+	}
+	for p, want := range map[string]bool{"keep.txt": true, "kept/x": true, "gone.txt": false, "dir": false} {
+		_, err := os.Lstat(filepath.Join(r.Root(), p))
+		if (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", p, err == nil, want)
+		}
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-mesh/vigil/internal/buildinfo"
+
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-mesh/vigil/node"
@@ -74,7 +76,7 @@ func runNode(ctx context.Context, g *globals) error {
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
 	tuneGC(gcCtx)
-	b := node.ReadBuild()
+	b := buildinfo.Read()
 	logger.Info("starting node", "home", cfg.Home, "name", cfg.Node.Name,
 		"version", b.Version, "commit", b.Commit, "go", b.GoVersion)
 	// Errors of New and Run name their package ("node: ", "mesh: ",

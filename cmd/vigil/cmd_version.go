@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vigil-mesh/vigil/node"
+	"github.com/vigil-mesh/vigil/internal/buildinfo"
 )
 
 func newVersionCmd() *cobra.Command {
@@ -33,7 +33,7 @@ func newVersionCmd() *cobra.Command {
 }
 
 func runVersion(stdout io.Writer, asJSON bool) error {
-	b := node.ReadBuild()
+	b := buildinfo.Read()
 	text := versionText(b)
 	if asJSON {
 		text = versionJSON(b)
@@ -44,7 +44,7 @@ func runVersion(stdout io.Writer, asJSON bool) error {
 
 // versionJSON formats `vigil version --json` like `vigil id --json`:
 // {"version": "...", "commit": "...", "go": "..."} on one line.
-func versionJSON(b node.Build) string {
+func versionJSON(b buildinfo.Build) string {
 	q := func(s string) string {
 		out, _ := json.Marshal(s)
 		return string(out)
@@ -53,6 +53,6 @@ func versionJSON(b node.Build) string {
 }
 
 // versionText is the output of `vigil version` and `vigil --version`.
-func versionText(b node.Build) string {
+func versionText(b buildinfo.Build) string {
 	return fmt.Sprintf("vigil %s\ncommit: %s\ngo: %s %s/%s\n", b.Version, b.Commit, b.GoVersion, runtime.GOOS, runtime.GOARCH)
 }

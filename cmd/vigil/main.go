@@ -18,9 +18,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vigil-mesh/vigil/internal/buildinfo"
+
 	"github.com/spf13/cobra"
 
-	"github.com/vigil-mesh/vigil/node"
 	"github.com/vigil-mesh/vigil/node/config"
 )
 
@@ -72,7 +73,7 @@ func newRootCmd() (*cobra.Command, *globals) {
 		PersistentPreRunE: g.prepare,
 	}
 	// `vigil --version` prints what `vigil version` prints.
-	root.Version = versionText(node.ReadBuild())
+	root.Version = versionText(buildinfo.Read())
 	root.SetVersionTemplate("{{.Version}}")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.home, "home", defaultHome(), "node home `DIR` holding vigil.yaml and identity.key ($VIGIL_HOME, else ~/.vigil)")

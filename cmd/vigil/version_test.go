@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-mesh/vigil/node"
+	vbuild "github.com/vigil-mesh/vigil/internal/buildinfo"
 )
 
 // runBinary runs the vigil binary with args, in this process's environment
@@ -49,13 +49,13 @@ func runBinary(t *testing.T, noHome bool, args ...string) (int, string, string) 
 
 // binaryBuild is what the go command stamped into the vigil binary under
 // test, as `vigil version` must report it.
-func binaryBuild(t *testing.T) node.Build {
+func binaryBuild(t *testing.T) vbuild.Build {
 	t.Helper()
 	bi, err := buildinfo.ReadFile(vigilBinary(t))
 	if err != nil {
 		t.Fatalf("read build information of the vigil binary: %v", err)
 	}
-	return node.BuildOf(bi)
+	return vbuild.Of(bi)
 }
 
 func TestE2EVersionJSONReportsTheBinarysBuildInformation(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/node/history"
 	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/replica/client"
+	"github.com/vigil-mesh/vigil/node/replica/local"
 	"github.com/vigil-mesh/vigil/node/wire"
 	"github.com/vigil-mesh/vigil/store"
 )
@@ -390,7 +392,7 @@ func (ap *applier) prefetch(ctx context.Context, cs []*wire.Change) error {
 		return nil
 	}
 	got := make(map[cid.Cid][]byte, len(want))
-	err := r.fetch(ctx, want, func(f fetched) error {
+	err := r.fetch(ctx, want, func(f client.Chunk) error {
 		if f.Data != nil {
 			got[f.CID] = f.Data
 		}
@@ -578,8 +580,6 @@ func (ap *applier) put(ctx context.Context, c *wire.Change) error {
 	return nil
 }
 
-var errChunkUnavailable = errors.New("replica: chunk unavailable")
-
 func sumChunks(cs []baseline.Chunk) int64 {
 	var n int64
 	for _, c := range cs {
@@ -626,15 +626,15 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 	// The chunks to fetch stream in while the file is written (in order of
 	// first use), so memory does not grow with the change.
 	stream := r.streamChunks(ctx, want)
-	defer stream.close()
+	defer stream.Close()
 	wanted := make(map[cid.Cid]bool, len(want))
 	for _, c := range want {
 		wanted[c.CID] = true
 	}
 	src := newLocalReader(r)
-	defer src.close()
+	defer src.Close()
 	err := r.rep.WriteFile(e.Path, e.Mode, e.MTime, func(f *os.File) error {
-		run := runCopier{lr: src}
+		run := local.NewRunCopier(src)
 		written := make(map[cid.Cid]int64) // fetched chunks already in f
 		var off int64
 		for _, ch := range e.Chunks {
@@ -647,12 +647,12 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 					return err
 				}
 			case !wanted[ch.CID]:
-				if err := run.add(f, ch); err != nil {
+				if err := run.Add(f, ch); err != nil {
 					return err
 				}
 				continue
 			default:
-				if err := run.flush(f); err != nil {
+				if err := run.Flush(f); err != nil {
 					return err
 				}
 				if o, seen := written[ch.CID]; seen {
@@ -661,7 +661,7 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 					}
 					continue
 				}
-				got, err := stream.next(ch.CID)
+				got, err := stream.Next(ch.CID)
 				if err != nil {
 					return err
 				}
@@ -671,19 +671,19 @@ func (ap *applier) writeFile(ctx context.Context, e *baseline.Entry, prev *basel
 				d = got
 				written[ch.CID] = at
 			}
-			if err := run.flush(f); err != nil {
+			if err := run.Flush(f); err != nil {
 				return err
 			}
 			if _, err := f.Write(d); err != nil {
 				return err
 			}
 		}
-		return run.flush(f)
+		return run.Flush(f)
 	}, store.NoDirSync())
 	if err != nil {
 		return err
 	}
-	if err := stream.wait(); err != nil && !errors.Is(err, context.Canceled) {
+	if err := stream.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	delete(r.damaged, e.Path)

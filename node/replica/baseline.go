@@ -2,11 +2,9 @@ package replica
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -264,61 +262,15 @@ func (r *Replica) adopted(e *baseline.Entry) bool {
 // removeUnknown removes from the replica tree every path the snapshot does
 // not have, or has as another kind. It is for an index that knows none of
 // what the tree holds (new, or rebuilt after damage): files the source
-// deleted meanwhile would stay otherwise. Names vigil never writes
-// (temporary files) are left to CleanTemp.
+// deleted meanwhile would stay otherwise.
 func (r *Replica) removeUnknown(want map[string]*baseline.Entry) error {
-	root := r.rep.Root()
-	var gone []string
-	err := filepath.WalkDir(root, func(abs string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if abs == root {
-			return nil
-		}
-		rel, err := filepath.Rel(root, abs)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if store.ValidatePath(rel) != nil {
-			return nil
-		}
-		if w := want[rel]; w != nil && w.Kind == kindOf(d.Type()) {
-			return nil
-		}
-		gone = append(gone, rel)
-		if d.IsDir() {
-			return fs.SkipDir
-		}
-		return nil
+	gone, err := r.rep.RemoveExcept(func(rel string, t fs.FileMode) bool {
+		w := want[rel]
+		return w != nil && (w.Kind == baseline.KindDir) == t.IsDir() &&
+			(w.Kind == baseline.KindSymlink) == (t&fs.ModeSymlink != 0)
 	})
-	if err != nil {
-		return fmt.Errorf("replica: list %s: %w", root, err)
+	if gone > 0 {
+		r.log.Info("removed what the source does not have from a replica whose index knew none of it", "paths", gone)
 	}
-	for _, rel := range gone {
-		if err := r.rep.Remove(rel); err != nil {
-			return err
-		}
-	}
-	if len(gone) > 0 {
-		r.log.Info("removed what the source does not have from a replica whose index knew none of it", "paths", len(gone))
-	}
-	return nil
-}
-
-// kindOf is the entry kind of a directory entry's type (0: none vigil keeps).
-func kindOf(t fs.FileMode) baseline.Kind {
-	switch {
-	case t.IsDir():
-		return baseline.KindDir
-	case t&fs.ModeSymlink != 0:
-		return baseline.KindSymlink
-	case t.IsRegular():
-		return baseline.KindFile
-	}
-	return 0
+	return err
 }

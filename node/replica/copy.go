@@ -14,6 +14,8 @@ import (
 	"github.com/vigil-mesh/vigil/baseline"
 	"github.com/vigil-mesh/vigil/internal/fsutil"
 	"github.com/vigil-mesh/vigil/node/index"
+	"github.com/vigil-mesh/vigil/node/replica/client"
+	"github.com/vigil-mesh/vigil/node/replica/local"
 	"github.com/vigil-mesh/vigil/store"
 )
 
@@ -22,7 +24,7 @@ import (
 //	plan      which chunks must come from the source (each once); the
 //	          others are copied from the replica or from an earlier file
 //	fetch     one pipelined stream brings the planned chunks, in order of
-//	          first use (chunkStream)
+//	          first use (client.Stream)
 //	stage     each file is written under a temporary name: a small file is
 //	          assembled in memory and written by a pool of smallStagers
 //	          goroutines (creating a file is the slow part of a small
@@ -84,7 +86,7 @@ func (g *stageGroup) add(sf stagedFile) {
 type copier struct {
 	r        *Replica
 	ap       *applier
-	stream   *chunkStream
+	stream   *client.Stream
 	planned  map[cid.Cid]bool      // chunks the stream brings
 	consumed map[cid.Cid]bool      // planned chunks already taken from the stream
 	cur      *stageGroup           // being staged
@@ -93,7 +95,7 @@ type copier struct {
 	failed   []string              // files the source no longer had a chunk of
 	salvage  map[cid.Cid]index.Loc // chunks of files staged by an attempt cut short
 	shown    time.Time             // when progress was last reported
-	lr       *localReader
+	lr       *local.Reader
 	bw       fsutil.VecWriter // reused for every big file
 }
 
@@ -103,7 +105,7 @@ type copier struct {
 func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.Entry, done int64, salvage map[cid.Cid]index.Loc) ([]string, error) {
 	c := &copier{r: r, ap: ap, done: done, consumed: make(map[cid.Cid]bool), cur: newStageGroup(), lr: newLocalReader(r),
 		salvage: salvage}
-	defer c.lr.close()
+	defer c.lr.Close()
 	remote := c.plan(files)
 	var remoteBytes int64
 	for _, ch := range remote {
@@ -112,7 +114,7 @@ func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.
 	r.log.Info("baseline copy planned", "files", len(files), "fetch_chunks", len(remote), "fetch_bytes", remoteBytes,
 		"salvaged_chunks", len(salvage))
 	c.stream = r.streamChunks(ctx, remote)
-	defer c.stream.close()
+	defer c.stream.Close()
 	defer c.cleanup()
 	for _, e := range files {
 		if ctx.Err() != nil {
@@ -133,7 +135,7 @@ func (r *Replica) copyFiles(ctx context.Context, ap *applier, files []*baseline.
 	if err := c.record(); err != nil {
 		return nil, err
 	}
-	if err := c.stream.wait(); err != nil {
+	if err := c.stream.Wait(); err != nil {
 		return nil, err
 	}
 	return c.failed, nil
@@ -222,7 +224,7 @@ func (c *copier) fromStream(ch cid.Cid) bool {
 // next takes the next chunk from the stream; errChunkUnavailable when the
 // source no longer has it.
 func (c *copier) next(ch cid.Cid) ([]byte, error) {
-	d, err := c.stream.next(ch)
+	d, err := c.stream.Next(ch)
 	if err == nil && d == nil {
 		err = errChunkUnavailable
 	}
@@ -288,7 +290,7 @@ func (c *copier) stageSmall(e *baseline.Entry) (bool, error) {
 		} else if c.fromStream(ch.CID) {
 			d, err = c.next(ch.CID)
 		} else {
-			d, err = c.lr.readChunk(ch)
+			d, err = c.lr.ReadChunk(ch)
 		}
 		if errors.Is(err, errChunkUnavailable) {
 			ok = false // keep taking this file's chunks from the stream
@@ -365,7 +367,7 @@ func (c *copier) stageBig(e *baseline.Entry) (ok bool, err error) {
 					return fmt.Errorf("%w: %w", store.ErrInterrupted, err)
 				}
 			} else if err = bw.Flush(); err == nil {
-				err = c.lr.copyChunk(f, ch)
+				err = c.lr.CopyChunk(f, ch)
 			}
 			if errors.Is(err, errChunkUnavailable) {
 				missing, err = true, nil
