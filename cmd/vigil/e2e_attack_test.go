@@ -106,9 +106,8 @@ func (w *rssWatch) end(t *testing.T, what string) string {
 
 // attacker is mallory's libp2p host, made with the mesh package.
 type attacker struct {
-	m    *mesh.Mesh
-	id   peer.ID
-	head uint64 // what the fake source serves as its head
+	m  *mesh.Mesh
+	id peer.ID
 }
 
 func newAttacker(t *testing.T, mal *e2eNode, targets ...*e2eNode) *attacker {
