@@ -269,3 +269,45 @@ func TestScanProgressIsInStatus(t *testing.T) {
 		t.Fatalf("a scan in the status after it ended: %+v", sc)
 	}
 }
+
+// TestStopDuringTheFirstScanEndsItAndItIsMadeAgain: a stop during the
+// first scan ends Run without writing an index that claims a scan.
+func TestStopDuringTheFirstScanEndsItAndItIsMadeAgain(t *testing.T) {
+	faults := &baseline.Faults{}
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	faults.DuringRead("f3.txt", func() {
+		once.Do(func() {
+			close(reached)
+			<-release
+		})
+	})
+	h := newHarnessWith(t, func(c *Config) {
+		for i := range 8 {
+			if err := os.WriteFile(filepath.Join(c.Root, fmt.Sprintf("f%d.txt", i)), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.ReadFaults = faults
+	})
+	<-reached
+	if h.a.Status().Scan == nil { // the status answers during the scan
+		t.Error("no scan in the status while it runs")
+	}
+	h.cancel()
+	close(release)
+	if err := <-h.done; err != nil {
+		t.Fatalf("Run after a stop during the scan: %v", err)
+	}
+	h.done <- nil // for the cleanup
+	var scanned bool
+	if err := h.a.db.View(func(tx *store.Tx) error {
+		scanned = h.a.rows.Meta(tx).Scanned
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if scanned {
+		t.Fatal("the index claims a first scan that was stopped")
+	}
+}
