@@ -123,6 +123,14 @@ func New(ctx context.Context, cfg Config) (*Mesh, error) {
 		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
 	}
 
+	// Every connection added, not only a peer's first: one that passed the
+	// gater before SetPeers removed its peer may be added beside another
+	// while SetPeers closes them, leaving the peer connected throughout.
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if p := c.RemotePeer(); !m.allowed(p) {
+			m.closeStranger(p)
+		}
+	}})
 	sub, err := h.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtPeerIdentificationCompleted)}, eventbus.BufSize(256))
 	if err != nil {
 		return fail(fmt.Errorf("mesh: subscribe to connection events: %w", err))
