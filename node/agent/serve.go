@@ -338,9 +338,8 @@ const readAhead = 1 << 20
 // from the first location that can be read, or 0 when none can.
 func (s *chunkServer) read(root string, c cid.Cid, locs []index.Loc, out []byte) ([]byte, bool) {
 	if s.root == nil || s.rootDir != root {
-		if s.root != nil {
-			s.root.Close()
-		}
+		s.close() // the open file and its bytes belong to the other folder
+		s.rootDir = ""
 		rt, err := os.OpenRoot(root)
 		if err != nil {
 			return wire.AppendMissing(out), false

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,5 +54,28 @@ func TestChunkServerSendsOnlyBytesMatchingTheCIDFromInsideTheFolder(t *testing.T
 	}
 	if out, ok := cs.read(root, c, locs, nil); ok || len(out) != 1 || out[0] != 0 {
 		t.Fatalf("symlink out of the folder followed: sent=%v answer %q", ok, out)
+	}
+}
+
+// TestChunkServerMovingToAnotherFolderDropsTheOpenFile: the same relative
+// path in two folders is two files; what was read ahead of one is never
+// served for the other.
+func TestChunkServerMovingToAnotherFolderDropsTheOpenFile(t *testing.T) {
+	one, two := t.TempDir(), t.TempDir()
+	a, b := []byte("the file in folder one"), []byte("the file in folder two")
+	if err := os.WriteFile(filepath.Join(one, "same.txt"), a, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(two, "same.txt"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cs := &chunkServer{}
+	defer cs.close()
+	if _, ok := cs.read(one, baseline.ChunkCID(a), []index.Loc{{Path: "same.txt", Size: uint32(len(a))}}, nil); !ok {
+		t.Fatal("chunk of folder one not served")
+	}
+	out, ok := cs.read(two, baseline.ChunkCID(b), []index.Loc{{Path: "same.txt", Size: uint32(len(b))}}, nil)
+	if !ok || !bytes.HasSuffix(out, b) {
+		t.Fatalf("chunk of folder two: served=%v %q, want its own bytes", ok, out)
 	}
 }
