@@ -483,3 +483,36 @@ func TestRecordsBeyondAGapAreBufferedOnlyUpToABound(t *testing.T) {
 		t.Fatalf("the backup holds %d bytes of out-of-order records, want at most 32 MiB", held)
 	}
 }
+
+// A file whose bytes the source cannot send when a backup copies it (read
+// errors there, or the file changed and changed back) is not taken as
+// backed up: the baseline goes on, the path is an error of the pair until
+// it is copied, and it is copied once the source can send it, without a
+// change to the file.
+func TestFileTheSourceCannotSendIsAnErrorUntilItIsCopied(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	var faults baseline.Faults
+	lap.opts = append(lap.opts, func(o *options) { o.readFaults = &faults })
+	nas.opts = append(nas.opts, fastRetries)
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("readable"), 0o644)
+	writeFile(t, filepath.Join(src, "dir/b.bin"), randBytes(7, 100_000), 0o640)
+	lap.start()
+	select { // the first scan read every file
+	case <-lap.n.agents[0].Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("first scan not done after 30s")
+	}
+	faults.FailRead("dir/b.bin", syscall.EIO) // from now on its chunks cannot be read
+	nas.start()
+	waitNotSynced(t, lap, 20*time.Second, "dir/b.bin", "could not send")
+	dst := nas.replicaDir(lap, "docs")
+	if b, err := os.ReadFile(filepath.Join(dst, "a.txt")); err != nil || string(b) != "readable" {
+		t.Fatalf("a.txt on the backup: %q, %v; the rest of the baseline must go on", b, err)
+	}
+	faults.Clear("")
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, dst)
+}

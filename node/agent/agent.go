@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,6 +140,7 @@ type Agent struct {
 	forceFull  map[string]bool
 	retryDelay time.Duration        // after a failed capture; 0 once one succeeds
 	g          *groupRead           // what the capture under way has read
+	unsettled  []string             // paths the last capture gave back to the watcher
 	tornSince  map[string]time.Time // files torn on every capture since then
 
 	stats struct{ retries, torn atomic.Int64 }
@@ -418,7 +420,14 @@ func (a *Agent) Run(ctx context.Context) error {
 				// permission counts at once
 				run(ps, false)
 			}
-			reply <- syncReply{head: a.j.Last(), err: a.folderProblem()}
+			// Changes seen while a capture read (a file written again, a
+			// directory whose entries changed after it was read) went
+			// back to the watcher to settle; Sync covers every change
+			// made before it, so they are captured now.
+			for round := 0; len(a.unsettled) > 0 && !a.failing() && round < syncRounds; round++ {
+				run(nil, false)
+			}
+			reply <- syncReply{head: a.j.Last(), err: a.syncProblem()}
 		case now := <-hb.C:
 			a.publish(ctx, wire.EncodeHeartbeat(a.j.Last()))
 			a.compact()
@@ -475,6 +484,34 @@ func (a *Agent) recovered() {
 // failing reports whether the last capture failed.
 func (a *Agent) failing() bool { return a.retryDelay > 0 }
 
+// syncRounds bounds the captures a Sync makes of paths that keep changing
+// while they are read.
+const syncRounds = 8
+
+// syncProblem is why the changes made before a Sync are not all captured:
+// the folder's own problem, or paths that changed during every capture
+// the Sync made.
+func (a *Agent) syncProblem() error {
+	if err := a.folderProblem(); err != nil {
+		return err
+	}
+	if n := len(a.unsettled); n > 0 {
+		ps := slices.Clone(a.unsettled)
+		slices.Sort(ps)
+		ps = slices.Compact(ps)
+		more := ""
+		if len(ps) > 3 {
+			more = fmt.Sprintf(" and %d more", len(ps)-3)
+			ps = ps[:3]
+		}
+		for i, p := range ps {
+			ps[i] = strconv.Quote(p)
+		}
+		return fmt.Errorf("changed again each time it was read (%d reads): %s%s", syncRounds+1, strings.Join(ps, ", "), more)
+	}
+	return nil
+}
+
 type syncReply struct {
 	head uint64
 	err  error
@@ -485,9 +522,11 @@ type syncReply struct {
 var ErrNotCaptured = errors.New("agent: changes not captured")
 
 // Sync captures every change the watcher has pending and returns the
-// journal head that covers them. It fails (wrapping ErrNotCaptured) when
-// they cannot be captured, rather than return a head that does not cover
-// them.
+// journal head that covers them. Paths that changed again while they were
+// read are read again until they hold still (syncRounds at most). It fails
+// (wrapping ErrNotCaptured) when the changes cannot be captured (the
+// journal cannot be written, the folder cannot be read, paths changed on
+// every read), rather than return a head that does not cover them.
 func (a *Agent) Sync(ctx context.Context) (uint64, error) {
 	// Until the first scan is done there is nothing to flush; if it is
 	// failing, say so instead of waiting.

@@ -275,7 +275,10 @@ type groupRead struct {
 	torn    map[string]error // paths whose every read raced a writer
 	rescan  bool             // the watcher asked for a full rescan meanwhile
 	retries int
-	last    string // the path read last
+	// requeued: paths given back to the watcher because they changed
+	// while the group was read (read again by the next capture)
+	requeued []string
+	last     string // the path read last
 	// files read into memory and not chunked yet (baseline.Deferred):
 	// hashed once the group has settled, so that hashing does not widen
 	// the window in which the group's files must stay still
@@ -374,14 +377,14 @@ func (a *Agent) settle(ctx context.Context, obs map[string]*baseline.Entry) {
 			}
 		}
 		if len(again) == 0 {
-			a.w.Requeue(requeue)
+			a.requeue(requeue)
 			return
 		}
 		if round == groupRounds {
 			a.m.groupsUneven.WithLabelValues(a.id).Inc()
 			a.log.Warn("files kept changing while they were read together; journaled with each file a state it had, not one moment across them, and read again",
 				"paths", len(again), "rounds", round, "example", again[0])
-			a.w.Requeue(append(requeue, again...))
+			a.requeue(append(requeue, again...))
 			return
 		}
 		a.m.groupRounds.WithLabelValues(a.id).Inc()
@@ -506,6 +509,7 @@ func (a *Agent) capture(ctx context.Context, paths []string, full bool) error {
 	a.m.readRetries.WithLabelValues(a.id).Add(float64(a.g.retries))
 	a.stats.retries.Add(int64(a.g.retries))
 	a.recovered()
+	a.unsettled = a.g.requeued
 	a.m.captureLatency.WithLabelValues(a.id).Observe(time.Since(start).Seconds())
 	if a.g.rescan && !full {
 		return a.capture(ctx, nil, true)
@@ -564,7 +568,14 @@ func (a *Agent) tornPaths() {
 			}
 		}
 	}
-	a.w.Requeue(again)
+	a.requeue(again)
+}
+
+// requeue gives paths back to the watcher to be read again, and counts
+// them as not captured yet (see Sync).
+func (a *Agent) requeue(paths []string) {
+	a.g.requeued = append(a.g.requeued, paths...)
+	a.w.Requeue(paths)
 }
 
 // CaptureStats counts, since the agent started, the file reads thrown

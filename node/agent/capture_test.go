@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,4 +141,54 @@ func hasProblem(st Status, path, msg string) bool {
 		}
 	}
 	return false
+}
+
+// A change seen while a Sync's capture reads (here a lock file made and
+// removed in a directory the capture had already read, as git does) is
+// captured before Sync returns: the directory's new mtime is in the index
+// and the journal the moment Sync answers, not after the quiet period.
+func TestSyncCapturesWhatChangedDuringItsOwnCapture(t *testing.T) {
+	var faults baseline.Faults
+	h := newHarnessWith(t, func(cfg *Config) {
+		slowWatcher(t)(cfg)
+		cfg.ReadFaults = &faults
+	})
+	h.write("refs/heads/main", "one")
+	if _, err := h.sync(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(h.root, "refs/heads")
+	lock := filepath.Join(dir, "main.lock")
+	// events for the directory itself, for the lock file and for main:
+	// the next capture reads the directory first, then main
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	h.write("refs/heads/main.lock", "x")
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	faults.DuringRead("refs/heads/main", func() {
+		once.Do(func() {
+			// after the directory was read: its mtime moves again
+			if err := os.WriteFile(lock, []byte("y"), 0o644); err == nil {
+				os.Remove(lock)
+			}
+		})
+	})
+	h.write("refs/heads/main", "two")
+	if _, err := h.sync(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.a.mu.RLock()
+	e := h.a.files.Get("refs/heads")
+	h.a.mu.RUnlock()
+	if e == nil || !e.MTime.Equal(fi.ModTime()) {
+		t.Fatalf("after Sync the index has refs/heads %+v, the directory's mtime is %s", e, fi.ModTime())
+	}
 }

@@ -253,7 +253,7 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 		sent := 0
 		for i := range cids {
 			var ok bool
-			if out, ok = cs.read(a.root, cids[i], locs[i], out); ok {
+			if out, ok = cs.read(a.root, cids[i], locs[i], a.faults, out); ok {
 				sent++
 			}
 		}
@@ -335,8 +335,9 @@ type chunkServer struct {
 const readAhead = 1 << 20
 
 // read appends one chunk's answer to out: 1, uvarint length and the bytes
-// from the first location that can be read, or 0 when none can.
-func (s *chunkServer) read(root string, c cid.Cid, locs []index.Loc, out []byte) ([]byte, bool) {
+// from the first location that can be read, or 0 when none can. faults
+// (nil in production) makes reads of chosen paths fail.
+func (s *chunkServer) read(root string, c cid.Cid, locs []index.Loc, faults *baseline.Faults, out []byte) ([]byte, bool) {
 	if s.root == nil || s.rootDir != root {
 		s.close() // the open file and its bytes belong to the other folder
 		s.rootDir = ""
@@ -347,6 +348,9 @@ func (s *chunkServer) read(root string, c cid.Cid, locs []index.Loc, out []byte)
 		s.root, s.rootDir = rt, root
 	}
 	for _, l := range locs {
+		if faults.Check(l.Path) != nil {
+			continue
+		}
 		p := filepath.FromSlash(l.Path)
 		if p != s.path {
 			s.closeFile()

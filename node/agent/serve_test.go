@@ -26,7 +26,7 @@ func TestChunkServerSendsOnlyBytesMatchingTheCIDFromInsideTheFolder(t *testing.T
 	cs := &chunkServer{}
 	defer cs.close()
 
-	out, ok := cs.read(root, c, locs, nil)
+	out, ok := cs.read(root, c, locs, nil, nil)
 	if !ok || out[0] != 1 {
 		t.Fatalf("unchanged file: sent=%v answer %q", ok, out)
 	}
@@ -36,7 +36,7 @@ func TestChunkServerSendsOnlyBytesMatchingTheCIDFromInsideTheFolder(t *testing.T
 	if err := os.WriteFile(p, []byte("THE CHUNK AS IT WAS SCANNED"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, ok := cs.read(root, c, locs, nil); ok || len(out) != 1 || out[0] != 0 {
+	if out, ok := cs.read(root, c, locs, nil, nil); ok || len(out) != 1 || out[0] != 0 {
 		t.Fatalf("changed bytes: sent=%v answer %q, want missing", ok, out)
 	}
 
@@ -52,7 +52,7 @@ func TestChunkServerSendsOnlyBytesMatchingTheCIDFromInsideTheFolder(t *testing.T
 	if err := os.Symlink(secret, p); err != nil {
 		t.Fatal(err)
 	}
-	if out, ok := cs.read(root, c, locs, nil); ok || len(out) != 1 || out[0] != 0 {
+	if out, ok := cs.read(root, c, locs, nil, nil); ok || len(out) != 1 || out[0] != 0 {
 		t.Fatalf("symlink out of the folder followed: sent=%v answer %q", ok, out)
 	}
 }
@@ -71,10 +71,10 @@ func TestChunkServerMovingToAnotherFolderDropsTheOpenFile(t *testing.T) {
 	}
 	cs := &chunkServer{}
 	defer cs.close()
-	if _, ok := cs.read(one, baseline.ChunkCID(a), []index.Loc{{Path: "same.txt", Size: uint32(len(a))}}, nil); !ok {
+	if _, ok := cs.read(one, baseline.ChunkCID(a), []index.Loc{{Path: "same.txt", Size: uint32(len(a))}}, nil, nil); !ok {
 		t.Fatal("chunk of folder one not served")
 	}
-	out, ok := cs.read(two, baseline.ChunkCID(b), []index.Loc{{Path: "same.txt", Size: uint32(len(b))}}, nil)
+	out, ok := cs.read(two, baseline.ChunkCID(b), []index.Loc{{Path: "same.txt", Size: uint32(len(b))}}, nil, nil)
 	if !ok || !bytes.HasSuffix(out, b) {
 		t.Fatalf("chunk of folder two: served=%v %q, want its own bytes", ok, out)
 	}

@@ -7,6 +7,10 @@ import (
 	"github.com/vigil-mesh/vigil/baseline"
 )
 
+// errNotSent is the problem of a path whose bytes the source could not
+// send when this replica asked for them.
+var errNotSent = errors.New("the source could not send its bytes (the file changed again there, or cannot be read there); retried")
+
 // repair brings p (and its subtree) to the source's current state,
 // fetched over a stream, when a record cannot be applied on what this
 // replica holds. Records up to the state's seq are then skipped for p.
@@ -71,12 +75,14 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 				err = ap.writeFile(ctx, &e, prev, nil)
 			}
 			if errors.Is(err, errChunkUnavailable) {
-				// The file changed again at the source meanwhile. What this
-				// replica holds for it stays: an older state, but a state
-				// the file had. It is not a deletion, and none is recorded
-				// (the file exists on the source): the later records for it
-				// do not name this base and repair it again.
-				r.log.Info("path changed again during repair; the replica keeps its older state until a later record repairs it", "path", e.Path)
+				// The source could not send the bytes of the state it
+				// announced: the file changed again there (a later record
+				// brings it), or cannot be read there now (nothing else
+				// will). What this replica holds for it stays (an older
+				// state the file had, or nothing; not a deletion), and the
+				// path is a problem of the pair until a record or the
+				// retry of problems writes it: never taken as backed up.
+				r.setProblem(e.Path, errNotSent)
 				continue
 			}
 			if err != nil {
