@@ -516,3 +516,25 @@ func TestFileTheSourceCannotSendIsAnErrorUntilItIsCopied(t *testing.T) {
 	lap.waitSynced(30 * time.Second)
 	requireSame(t, src, dst)
 }
+
+// An ignored file made and removed in a directory moves the directory's
+// mtime; the backup's directory follows before wait-synced says synced.
+func TestDirectoryMtimeMovedByAnIgnoredFileIsBackedUp(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	lap.cfg.Folders[0].Ignore = []string{"*.swp"}
+	writeFile(t, filepath.Join(src, "notes/todo.txt"), []byte("todo"), 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+	swp := filepath.Join(src, "notes/.todo.txt.swp")
+	writeFile(t, swp, []byte("editor state"), 0o600)
+	if err := os.Remove(swp); err != nil {
+		t.Fatal(err)
+	}
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+}

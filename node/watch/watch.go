@@ -593,6 +593,8 @@ func (w *Watcher) handleEvent(ev fsnotify.Event, now time.Time) {
 		}
 		if !w.ignored(rel, known) {
 			w.markPending(rel, now)
+		} else {
+			w.entriesChanged(rel, now)
 		}
 		return
 	}
@@ -616,11 +618,14 @@ func (w *Watcher) handleCreate(rel string, now time.Time) {
 		_, known := w.dirs[rel]
 		if !w.ignored(rel, known) {
 			w.markPending(rel, now)
+		} else {
+			w.entriesChanged(rel, now)
 		}
 		return
 	}
 	isDir := fi.IsDir()
 	if w.ignored(rel, isDir) {
+		w.entriesChanged(rel, now)
 		return
 	}
 	w.markPending(rel, now)
@@ -635,6 +640,15 @@ func (w *Watcher) handleCreate(rel string, now time.Time) {
 	}
 	w.addTree(rel, true, now)
 	w.warnLimit()
+}
+
+// entriesChanged marks the directory of rel pending when an ignored path
+// rel was made, removed or renamed: the path is not reported, but the
+// directory's mtime moved, and backups keep directory mtimes.
+func (w *Watcher) entriesChanged(rel string, now time.Time) {
+	if par := watchParent(rel); par != "." && !w.ignored(par, true) {
+		w.markPending(par, now)
+	}
 }
 
 // handleError handles an error from fsnotify.

@@ -565,3 +565,23 @@ func TestNewRejectsMissingOrNonDirectoryRoot(t *testing.T) {
 		}
 	}
 }
+
+// An ignored file made or removed in a directory is not reported, but the
+// directory is: its mtime changed, and backups keep directory mtimes.
+func TestWatcherReportsTheDirectoryOfAnIgnoredFileMadeOrRemoved(t *testing.T) {
+	root := t.TempDir()
+	watchMkdir(t, filepath.Join(root, "sub"))
+	h := watchStart(t, root, Options{Ignore: watchTestIgnore{}}, nil)
+	watchWrite(t, filepath.Join(root, "sub", "x.tmp"), "t")
+	got := h.waitPaths("sub")
+	if err := os.Remove(filepath.Join(root, "sub", "x.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, h.waitPaths("sub")...)
+	got = append(got, h.flush()...)
+	for _, p := range watchBatchPaths(got) {
+		if p == "sub/x.tmp" {
+			t.Fatalf("ignored path %q emitted; all: %v", p, watchBatchPaths(got))
+		}
+	}
+}
