@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -114,7 +116,9 @@ type Node struct {
 	// and replaced when it is done (see agentFor).
 	building bool
 	settled  chan struct{}
-	reloadMu sync.Mutex // one reload at a time
+	// lookupsWaiting counts the requests waiting in agentFor
+	lookupsWaiting atomic.Int32
+	reloadMu       sync.Mutex // one reload at a time
 
 	consent *consent.Book
 	rates   *rate.Meters
@@ -421,29 +425,35 @@ func (n *Node) closeParts() error {
 	return errors.Join(err, n.db.Close())
 }
 
-func (n *Node) agentFor(ctx context.Context, folder string) *agent.Agent {
+func (n *Node) agentFor(ctx context.Context, folder string, from peer.ID) *agent.Agent {
 	// While the node starts or reloads, a folder's agent may not be built
-	// yet although peers can already ask for it: wait for it (a moment)
-	// rather than answer that the folder is not served here.
+	// yet, or not yet rebuilt with a backup the new config adds, although
+	// peers can already ask for it: wait for it (a moment) rather than
+	// answer that the folder is not served to them.
 	ctx, cancel := context.WithTimeout(ctx, agentWait)
 	defer cancel()
 	for {
 		n.mu.RLock()
 		building, settled := n.building, n.settled
+		var found *agent.Agent
 		for _, a := range n.agents {
 			if a.ID() == folder {
-				n.mu.RUnlock()
-				return a
+				found = a
+				break
 			}
 		}
 		n.mu.RUnlock()
-		if !building {
-			return nil
+		if !building || (found != nil && slices.Contains(found.Backups(), from)) {
+			return found
 		}
+		n.lookupsWaiting.Add(1)
 		select {
 		case <-settled:
 		case <-ctx.Done():
-			return nil
+		}
+		n.lookupsWaiting.Add(-1)
+		if ctx.Err() != nil {
+			return found
 		}
 	}
 }

@@ -67,8 +67,17 @@ func (n *Node) Apply(ctx context.Context, cfg *config.Config) (ReloadReport, err
 		return rep, fmt.Errorf("%w: %w", ErrReloadRefused, err)
 	}
 	diffPeers(old, cfg, &rep)
+	// From here requests wait for the parts of the new config (see
+	// agentFor): a peer the new config adds may connect, and ask for a
+	// folder, as soon as it is allowed.
+	n.mu.Lock()
+	n.building = true
+	n.mu.Unlock()
 	if peersChanged(&rep) {
 		if err := n.net.SetPeers(peers); err != nil {
+			n.mu.Lock()
+			n.settleLocked()
+			n.mu.Unlock()
 			return rep, fmt.Errorf("%w: %w", ErrReloadRefused, err)
 		}
 	}

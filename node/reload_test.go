@@ -286,7 +286,7 @@ func TestAgentLookupWaitsWhileThePartsAreBuilt(t *testing.T) {
 	docs := t.TempDir()
 	c := newCluster(t, "laptop", "nas")
 	c.protect("laptop", "docs", docs, "nas")
-	lap := c.nodes["laptop"]
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
 	lap.start()
 	a := agentOf(lap, "docs")
 	if a == nil {
@@ -300,7 +300,7 @@ func TestAgentLookupWaitsWhileThePartsAreBuilt(t *testing.T) {
 	n.mu.Unlock()
 
 	got := make(chan *agent.Agent, 1)
-	go func() { got <- n.agentFor(context.Background(), "docs") }()
+	go func() { got <- n.agentFor(context.Background(), "docs", nas.id) }()
 
 	n.mu.Lock()
 	n.setPartsLocked(parts)
@@ -309,7 +309,43 @@ func TestAgentLookupWaitsWhileThePartsAreBuilt(t *testing.T) {
 	if g := <-got; g != a {
 		t.Fatalf("lookup during a build returned %p, want the folder's agent %p", g, a)
 	}
-	if g := n.agentFor(context.Background(), "other"); g != nil {
+	if g := n.agentFor(context.Background(), "other", nas.id); g != nil {
 		t.Fatal("a folder not protected here was found")
+	}
+}
+
+// A reload that adds a backup to a folder allows the new peer before the
+// folder's agent is rebuilt: the peer's requests wait for the new agent
+// instead of being told that it is not a designated backup (which held
+// its baseline back for seconds and failed a wait-synced).
+func TestAgentLookupDuringAReloadWaitsForTheBackupItAdds(t *testing.T) {
+	docs := t.TempDir()
+	c := newCluster(t, "laptop", "nas", "nas2")
+	c.protect("laptop", "docs", docs, "nas")
+	lap, nas, nas2 := c.nodes["laptop"], c.nodes["nas"], c.nodes["nas2"]
+	lap.start()
+	a := agentOf(lap, "docs")
+	n := lap.n
+	n.mu.Lock()
+	n.building = true // a reload under way: docs still has its old backups
+	n.mu.Unlock()
+	if g := n.agentFor(context.Background(), "docs", nas.id); g != a {
+		t.Fatalf("lookup for a backup the folder lists returned %p, want %p at once", g, a)
+	}
+	got := make(chan *agent.Agent, 1)
+	go func() { got <- n.agentFor(context.Background(), "docs", nas2.id) }()
+	waitFor(t, 10*time.Second, "the lookup for nas2 to wait for the reload", func() bool {
+		return n.lookupsWaiting.Load() == 1
+	})
+	select {
+	case g := <-got:
+		t.Fatalf("lookup for nas2 returned %p before the reload was done", g)
+	default:
+	}
+	n.mu.Lock()
+	n.settleLocked()
+	n.mu.Unlock()
+	if g := <-got; g != a {
+		t.Fatalf("lookup after the reload returned %p, want the folder's agent %p", g, a)
 	}
 }

@@ -28,7 +28,7 @@ import (
 // folder's designated backups.
 type Server struct {
 	self   peer.ID
-	lookup func(ctx context.Context, folder string) *Agent
+	lookup func(ctx context.Context, folder string, from peer.ID) *Agent
 	log    *slog.Logger
 	m      *Metrics
 	names  func(peer.ID) string
@@ -77,10 +77,10 @@ func (srv *Server) warnLimited(from peer.ID, kind, msg string, args ...any) {
 	srv.log.Warn(msg, args...)
 }
 
-// NewServer returns a server for the agents lookup finds (nil: not
-// protected here; lookup may wait, bounded by ctx, while the folder's
-// agent is being built).
-func NewServer(self peer.ID, lookup func(ctx context.Context, folder string) *Agent, log *slog.Logger, m *Metrics, names func(peer.ID) string) *Server {
+// NewServer returns a server for the agents lookup finds for a request
+// of peer from (nil: not protected here; lookup may wait, bounded by ctx,
+// while the folder's agent is being built or rebuilt for from).
+func NewServer(self peer.ID, lookup func(ctx context.Context, folder string, from peer.ID) *Agent, log *slog.Logger, m *Metrics, names func(peer.ID) string) *Server {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
@@ -310,7 +310,7 @@ func (srv *Server) serveOne(ctx context.Context, from peer.ID, typ byte, body []
 // servedAgent returns the agent of folder if from is one of its designated
 // backups.
 func (srv *Server) servedAgent(ctx context.Context, from peer.ID, folder string) (*Agent, error) {
-	a := srv.lookup(ctx, folder)
+	a := srv.lookup(ctx, folder, from)
 	if a == nil || !a.isBackup(from) {
 		return nil, &wire.RemoteError{Msg: fmt.Sprintf("peer %s is not a designated backup of folder %q on %s", from, folder, srv.self)}
 	}
@@ -417,7 +417,7 @@ func (srv *Server) HandleAck(from peer.ID, s transport.Stream) {
 			srv.warnLimited(from, "bad ack", "bad ack", "err", err)
 			return
 		}
-		a := srv.lookup(context.Background(), ak.Folder)
+		a := srv.lookup(context.Background(), ak.Folder, from)
 		if a == nil || !a.isBackup(from) {
 			srv.warnLimited(from, "foreign ack", "ack for a folder the peer does not back up", "folder", ak.Folder)
 			continue
