@@ -538,3 +538,31 @@ func TestDirectoryMtimeMovedByAnIgnoredFileIsBackedUp(t *testing.T) {
 	lap.waitSynced(30 * time.Second)
 	requireSame(t, src, nas.replicaDir(lap, "docs"))
 }
+
+// A file written all the time cannot be synced: wait-synced reads it again
+// a few times, then gives up at once naming it, instead of saying synced
+// while its last change is not captured; once the writer stops it syncs.
+func TestFileWrittenOnEveryReadIsNamedByWaitSynced(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	var faults baseline.Faults
+	lap.opts = append(lap.opts, func(o *options) { o.readFaults = &faults })
+	writeFile(t, filepath.Join(src, "busy.log"), []byte("start\n"), 0o644)
+	lap.start()
+	nas.start()
+	lap.waitSynced(30 * time.Second)
+	p := filepath.Join(src, "busy.log")
+	faults.DuringRead("busy.log", func() { // a writer racing every read
+		if f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+			f.Write([]byte("x"))
+			f.Close()
+		}
+	})
+	writeFile(t, p, []byte("changed\n"), 0o644)
+	waitNotSynced(t, lap, 20*time.Second, "busy.log", "changed again each time it was read")
+	faults.DuringRead("busy.log", nil) // the writer stops
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+}

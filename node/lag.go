@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -151,7 +152,12 @@ const errorGrace = 2 * time.Second
 // written). Sync has tried each of them again first.
 func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 	if err := n.Sync(ctx); err != nil {
-		return n.Lag(), false
+		rep := n.Lag()
+		var ue *agent.UnsettledError
+		if errors.As(err, &ue) {
+			n.reportUnsettled(&rep, ue)
+		}
+		return rep, false
 	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -173,6 +179,21 @@ func (n *Node) WaitSynced(ctx context.Context) (control.LagReport, bool) {
 		case <-ctx.Done():
 			return n.Lag(), false
 		case <-t.C:
+		}
+	}
+}
+
+// reportUnsettled adds the paths a Sync found changing on every read to
+// the errors of their folder's pairs.
+func (n *Node) reportUnsettled(rep *control.LagReport, ue *agent.UnsettledError) {
+	now := time.Now().UTC()
+	for i := range rep.Pairs {
+		p := &rep.Pairs[i]
+		if p.Source != rep.Node || p.Folder != ue.Folder {
+			continue
+		}
+		for _, path := range ue.Paths {
+			p.Errors = append(p.Errors, control.ErrorReport{Path: path, Error: ue.Message(), Since: now})
 		}
 	}
 }

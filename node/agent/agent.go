@@ -495,21 +495,40 @@ func (a *Agent) syncProblem() error {
 	if err := a.folderProblem(); err != nil {
 		return err
 	}
-	if n := len(a.unsettled); n > 0 {
+	if len(a.unsettled) > 0 {
 		ps := slices.Clone(a.unsettled)
 		slices.Sort(ps)
-		ps = slices.Compact(ps)
-		more := ""
-		if len(ps) > 3 {
-			more = fmt.Sprintf(" and %d more", len(ps)-3)
-			ps = ps[:3]
-		}
-		for i, p := range ps {
-			ps[i] = strconv.Quote(p)
-		}
-		return fmt.Errorf("changed again each time it was read (%d reads): %s%s", syncRounds+1, strings.Join(ps, ", "), more)
+		return &UnsettledError{Folder: a.id, Paths: slices.Compact(ps), Reads: syncRounds + 1}
 	}
 	return nil
+}
+
+// UnsettledError is the error of a Sync that read paths again and again
+// and found them changed each time (written all the time): their changes
+// are not all captured.
+type UnsettledError struct {
+	Folder string
+	Paths  []string
+	Reads  int
+}
+
+// Message is what each path is reported with.
+func (e *UnsettledError) Message() string {
+	return fmt.Sprintf("changed again each time it was read (%d reads); not captured yet", e.Reads)
+}
+
+func (e *UnsettledError) Error() string {
+	ps := e.Paths
+	more := ""
+	if len(ps) > 3 {
+		more = fmt.Sprintf(" and %d more", len(ps)-3)
+		ps = ps[:3]
+	}
+	q := make([]string, len(ps))
+	for i, p := range ps {
+		q[i] = strconv.Quote(p)
+	}
+	return fmt.Sprintf("%s%s: %s", strings.Join(q, ", "), more, e.Message())
 }
 
 type syncReply struct {
