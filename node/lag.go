@@ -192,11 +192,19 @@ func (n *Node) reportUnsettled(rep *control.LagReport, ue *agent.UnsettledError)
 		if p.Source != rep.Node || p.Folder != ue.Folder {
 			continue
 		}
-		for _, path := range ue.Paths {
+		for i, path := range ue.Paths {
+			if i == maxUnsettledReported {
+				p.MoreErrors += len(ue.Paths) - i
+				break
+			}
 			p.Errors = append(p.Errors, control.ErrorReport{Path: path, Error: ue.Message(), Since: now})
 		}
 	}
 }
+
+// maxUnsettledReported bounds the paths reportUnsettled names per pair
+// (the rest are counted in MoreErrors).
+const maxUnsettledReported = 20
 
 // explainOffline says why the other side of each offline pair is not
 // connected, when the network knows; a reason that comes from a config (a
