@@ -566,3 +566,46 @@ func TestFileWrittenOnEveryReadIsNamedByWaitSynced(t *testing.T) {
 	lap.waitSynced(30 * time.Second)
 	requireSame(t, src, nas.replicaDir(lap, "docs"))
 }
+
+// While a backup has not got the bytes of a path yet (the source could not
+// send them), the pair is catching-up with the path pending, never synced;
+// the path arrives with the backup's next retry once the source can send.
+func TestPathTheSourceCouldNotSendIsPendingNotSynced(t *testing.T) {
+	src := t.TempDir()
+	c := newCluster(t, "laptop", "nas")
+	c.protect("laptop", "docs", src, "nas")
+	lap, nas := c.nodes["laptop"], c.nodes["nas"]
+	var faults baseline.Faults
+	lap.opts = append(lap.opts, func(o *options) { o.readFaults = &faults })
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("readable"), 0o644)
+	writeFile(t, filepath.Join(src, "b.bin"), randBytes(8, 50_000), 0o644)
+	lap.start()
+	select {
+	case <-lap.n.agents[0].Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("first scan not done after 30s")
+	}
+	faults.FailRead("b.bin", syscall.EIO)
+	nas.start()
+	var pair control.LagPair
+	waitFor(t, 20*time.Second, "the backup to report b.bin pending", func() bool {
+		ps := lap.n.Lag().Pairs
+		if len(ps) == 1 && ps[0].PendingPaths > 0 {
+			pair = ps[0]
+			return true
+		}
+		return false
+	})
+	if pair.State != control.StateCatchingUp || len(pair.Errors) > 0 {
+		t.Fatalf("pair with a pending path: %+v, want catching-up without errors (not yet)", pair)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, ok := lap.n.WaitSynced(ctx)
+	cancel()
+	if ok {
+		t.Fatal("wait-synced said synced while b.bin is not on the backup")
+	}
+	faults.Clear("")
+	lap.waitSynced(30 * time.Second)
+	requireSame(t, src, nas.replicaDir(lap, "docs"))
+}

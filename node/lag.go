@@ -72,13 +72,16 @@ func (n *Node) Lag() control.LagReport {
 				}
 			}
 			p.LastApplied = timePtr(st.AppliedAt)
+			if synced {
+				p.PendingPaths = int(st.Pending)
+			}
 			switch {
 			case !n.net.Connected(b):
 				p.State = control.StateOffline
 				p.OfflineSince = timePtr(st.AckedAt)
 			case !synced:
 				p.State = control.StateBaseline
-			case p.LagSeq > 0:
+			case p.LagSeq > 0 || p.PendingPaths > 0:
 				p.State = control.StateCatchingUp
 			default:
 				p.State = control.StateLive
@@ -244,7 +247,7 @@ func (n *Node) explainOffline(pairs []control.LagPair, now time.Time) {
 
 func allSynced(rep control.LagReport) bool {
 	for _, p := range rep.Pairs {
-		if p.State != control.StateLive || p.LagSeq != 0 || len(p.Errors) > 0 || p.MoreErrors > 0 {
+		if p.State != control.StateLive || p.LagSeq != 0 || p.PendingPaths > 0 || len(p.Errors) > 0 || p.MoreErrors > 0 {
 			return false
 		}
 	}
@@ -258,7 +261,7 @@ func (n *Node) replicaPair(r *replica.Replica, now time.Time) control.LagPair {
 		Target: n.id.String(), TargetName: n.config().Node.Name,
 		HeadSeq: max(st.Head, st.Applied), AppliedSeq: st.Applied,
 		BaselineDoneBytes: st.DoneBytes, BaselineTotalBytes: st.TotalBytes,
-		LastApplied: timePtr(st.AppliedAt), Errors: replicaErrors(st.Problems)}
+		LastApplied: timePtr(st.AppliedAt), Errors: replicaErrors(st.Problems), PendingPaths: st.Unsent}
 	if st.BaselineOK && st.TotalBytes == 0 {
 		p.BaselineDoneBytes, p.BaselineTotalBytes = st.Bytes, st.Bytes
 	}
@@ -279,7 +282,7 @@ func (n *Node) replicaPair(r *replica.Replica, now time.Time) control.LagPair {
 		p.State = control.StateOffline
 	case !st.BaselineOK:
 		p.State = control.StateBaseline
-	case p.LagSeq > 0:
+	case p.LagSeq > 0 || p.PendingPaths > 0:
 		p.State = control.StateCatchingUp
 	default:
 		p.State = control.StateLive

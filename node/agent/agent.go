@@ -177,6 +177,7 @@ type backupState struct {
 	Reset      bool            // told to re-baseline: its position was compacted away
 	Errors     []wire.AckError // what the backup cannot apply, as it last said
 	MoreErrors uint64
+	Pending    uint64 // paths the backup is still bringing to this folder's state
 }
 
 // New makes the agent of a folder and loads its index. Nothing runs

@@ -68,7 +68,7 @@ func (a *Agent) onAck(from peer.ID, ak wire.Ack) {
 	}
 	st.Applied, st.AppliedAt, st.AckedAt = ak.Applied, ak.AppliedAt, time.Now()
 	st.Baseline, st.DoneBytes, st.TotalBytes = ak.Baseline, ak.DoneBytes, ak.TotalBytes
-	st.Errors, st.MoreErrors = ak.Errors, ak.MoreErrors
+	st.Errors, st.MoreErrors, st.Pending = ak.Errors, ak.MoreErrors, ak.Pending
 	if !ak.Baseline {
 		st.Reset = false
 	}

@@ -24,6 +24,9 @@ type BackupStatus struct {
 	// write, or its disk full); MoreErrors counts those left out.
 	Errors     []wire.AckError
 	MoreErrors uint64
+	// Pending counts paths the backup is still bringing to the folder's
+	// state (it could not get their bytes yet): not synced.
+	Pending uint64
 }
 
 // Status is a protected folder's state, for lag and status reports.
@@ -109,7 +112,7 @@ func (a *Agent) Status() Status {
 		s := a.acks[b]
 		st.Backups = append(st.Backups, BackupStatus{Peer: b, Applied: s.Applied, AppliedAt: s.AppliedAt, AckedAt: s.AckedAt,
 			Baseline: s.Baseline, DoneBytes: s.DoneBytes, TotalBytes: s.TotalBytes, Reset: s.Reset,
-			Errors: s.Errors, MoreErrors: s.MoreErrors})
+			Errors: s.Errors, MoreErrors: s.MoreErrors, Pending: s.Pending})
 	}
 	return st
 }

@@ -54,6 +54,11 @@ type LagPair struct {
 	Errors []ErrorReport `json:"errors"`
 	// MoreErrors counts errors left out of Errors to keep reports small.
 	MoreErrors int `json:"more_errors,omitempty"`
+	// PendingPaths counts paths the backup is still bringing to the
+	// source's state because the source could not send their bytes when
+	// asked (the file changed again there): the pair is catching-up until
+	// they are written, and each becomes an error if that takes long.
+	PendingPaths int `json:"pending_paths,omitempty"`
 	// SourceScan is the source's scan of the whole folder under way, when
 	// this node is the source and scans (absent otherwise). During the
 	// first scan the baseline cannot start: this is its progress.

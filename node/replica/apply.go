@@ -519,6 +519,11 @@ func (ap *applier) remove(p string) {
 		ap.r.locs.Drop(e)
 		ap.touch(e.Path)
 	}
+	// paths at or below p that this replica could not write or get are
+	// at the source's state now: absent
+	for _, q := range ap.r.troubledUnder(p) {
+		ap.written[q] = true
+	}
 }
 
 func (ap *applier) put(ctx context.Context, c *wire.Change) error {

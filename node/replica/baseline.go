@@ -35,6 +35,9 @@ func (r *Replica) baseline(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
+	r.mu.Lock()
+	clear(r.unsent) // this baseline brings every path to the snapshot
+	r.mu.Unlock()
 	r.rep.CacheDirs(true) // thousands of files go into the same directories
 	defer r.rep.CacheDirs(false)
 	r.log.Info("baseline started", "seq", snap.Seq, "entries", len(snap.Ents), "bytes", snap.Total)

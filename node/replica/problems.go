@@ -78,9 +78,15 @@ func (r *Replica) clearProblem(p string) {
 	}
 }
 
-// clearPathProblems drops the problems of the paths written (touched).
+// clearPathProblems drops the problems of the paths written (touched),
+// and takes them off the unsent paths.
 func (r *Replica) clearPathProblems(touched map[string]bool) {
 	r.mu.Lock()
+	for p := range r.unsent {
+		if touched[p] {
+			delete(r.unsent, p)
+		}
+	}
 	var cleared []string
 	for p := range r.problems {
 		if p != "" && touched[p] {
@@ -207,4 +213,117 @@ func (r *Replica) noteTransient(err error) {
 	r.st.LastError = err.Error()
 	r.mu.Unlock()
 	r.log.Info("interrupted; will retry", "err", err)
+}
+
+// Paths a repair could not bring to the source's state because the source
+// could not send their bytes (the file changed again there, or cannot be
+// read there) are unsent: reported to the source as pending (the pair is
+// not synced), asked for again every unsentRetry, and a problem of the
+// path once unsent for unsentGrace (a later record usually brings them
+// sooner: the file had changed at the source).
+const (
+	unsentRetry    = time.Second
+	unsentGrace    = 10 * time.Second
+	maxUnsentRetry = 100 // paths asked for again per retry
+)
+
+// markUnsent records p as unsent (keeping the time it first was).
+func (r *Replica) markUnsent(p string) {
+	r.mu.Lock()
+	if _, ok := r.unsent[p]; !ok {
+		r.unsent[p] = time.Now()
+	}
+	r.mu.Unlock()
+}
+
+func (r *Replica) unsentPaths() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.unsent))
+	for p := range r.unsent {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// retryUnsent asks the source again for the unsent paths; those unsent
+// for longer than the grace become problems of their path (in one step,
+// so that an ack never shows one of them as neither).
+func (r *Replica) retryUnsent(ctx context.Context) {
+	paths := r.unsentPaths()
+	if len(paths) == 0 || !r.Status().BaselineOK || !r.net.Connected(r.source) {
+		return
+	}
+	ap := newApplier(r)
+	ap.seq, ap.at = r.Status().Applied, time.Now()
+	tried := 0
+	for _, p := range paths {
+		if tried == maxUnsentRetry {
+			break
+		}
+		r.mu.Lock()
+		_, reported := r.problems[p]
+		r.mu.Unlock()
+		if reported {
+			continue // a problem now: retried with the others (retryProblems)
+		}
+		tried++
+		if err := ap.repair(ctx, p); err != nil {
+			if pathProblem(err) {
+				r.setProblem(p, err)
+				ap.forget(p)
+				continue
+			}
+			r.log.Debug("retry of a path the source could not send", "path", p, "err", err)
+			return
+		}
+	}
+	ap.endChange()
+	if err := ap.finish(); err != nil {
+		r.setProblem("", err)
+		return
+	}
+	if err := r.db.Update(ap.save); err != nil {
+		r.setProblem("", fmt.Errorf("save replica state: %w", err))
+		return
+	}
+	r.clearPathProblems(ap.written)
+	grace := min(unsentGrace, 3*r.retryEvery)
+	now := time.Now()
+	var late []string
+	r.mu.Lock()
+	for p, since := range r.unsent {
+		if now.Sub(since) < grace {
+			continue
+		}
+		if _, ok := r.problems[p]; !ok && len(r.problems) < maxProblems {
+			r.problems[p] = Problem{Path: p, Err: errNotSent.Error(), Since: since}
+			late = append(late, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range late {
+		r.log.Warn("path cannot be written to the replica; the rest of the folder goes on", "path", p, "err", errNotSent)
+	}
+}
+
+// troubledUnder returns the paths at or below p that are problems or
+// unsent.
+func (r *Replica) troubledUnder(p string) []string {
+	under := func(q string) bool { return q == p || strings.HasPrefix(q, p+"/") }
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for q := range r.unsent {
+		if under(q) {
+			out = append(out, q)
+		}
+	}
+	for q := range r.problems {
+		if q != "" && under(q) {
+			out = append(out, q)
+		}
+	}
+	return out
 }

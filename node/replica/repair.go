@@ -80,9 +80,10 @@ func (ap *applier) repair(ctx context.Context, p string) error {
 				// brings it), or cannot be read there now (nothing else
 				// will). What this replica holds for it stays (an older
 				// state the file had, or nothing; not a deletion), and the
-				// path is a problem of the pair until a record or the
-				// retry of problems writes it: never taken as backed up.
-				r.setProblem(e.Path, errNotSent)
+				// path is pending (not synced) until a record or a retry
+				// writes it, and a problem of the pair if that takes long:
+				// never taken as backed up.
+				r.markUnsent(e.Path)
 				continue
 			}
 			if err != nil {

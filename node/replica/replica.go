@@ -122,9 +122,13 @@ type Replica struct {
 	damaged      map[string]bool // replica files found not to match their index, until rewritten
 	gap          *time.Timer
 
-	mu       sync.Mutex // guards st and problems
+	mu       sync.Mutex // guards st, problems and unsent
 	st       Status
 	problems map[string]Problem
+	// unsent: paths a repair could not bring to the source's state (the
+	// source could not send the bytes), since when; retried, a problem
+	// after unsentGrace
+	unsent map[string]time.Time
 
 	fetchedChunks atomic.Int64
 	createdInRuns atomic.Int64 // files written by createRun
@@ -151,6 +155,9 @@ type Status struct {
 	Bytes       int64
 	LastError   string    // the problem blocking the replica, if any
 	Problems    []Problem // what keeps the replica from holding the source's changes
+	// Unsent counts paths being brought to the source's state again (see
+	// Replica.unsent): not synced, not failing yet.
+	Unsent int
 }
 
 // New opens the replica's tree, history and index. Nothing runs until Run.
@@ -174,6 +181,7 @@ func New(cfg Config) (*Replica, error) {
 		repaired: make(map[string]uint64),
 		damaged:  make(map[string]bool),
 		problems: make(map[string]Problem),
+		unsent:   make(map[string]time.Time),
 		msgs:     make(chan []byte, 256),
 		kick:     make(chan struct{}, 1),
 		ackKick:  make(chan struct{}, 1),
@@ -256,6 +264,7 @@ func (r *Replica) Status() Status {
 	defer r.mu.Unlock()
 	st := r.st
 	st.Problems = r.problemList()
+	st.Unsent = len(r.unsent)
 	return st
 }
 
@@ -313,6 +322,8 @@ func (r *Replica) Run(ctx context.Context) error {
 
 	problems := time.NewTicker(r.retryEvery)
 	defer problems.Stop()
+	unsent := time.NewTicker(unsentRetry)
+	defer unsent.Stop()
 	pruneEvery := min(max(r.retention/20, time.Second), time.Minute)
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
@@ -356,11 +367,14 @@ func (r *Replica) Run(ctx context.Context) error {
 				r.pull(ctx)
 			}
 			r.retryProblems(ctx)
+			r.retryUnsent(ctx)
 			close(done)
 		case req := <-r.fixes:
 			req.reply <- r.repairPaths(ctx, req.fix)
 		case <-problems.C:
 			r.retryProblems(ctx)
+		case <-unsent.C:
+			r.retryUnsent(ctx)
 		case now := <-prune.C:
 			if r.retention > 0 {
 				if err := r.hist.Prune(r.db, now, r.retention, r.log); err != nil {
@@ -697,7 +711,7 @@ func (r *Replica) ackLoop(ctx context.Context) {
 		}
 		st := r.Status()
 		a := wire.Ack{Folder: r.folder, Applied: st.Applied, Baseline: !st.BaselineOK,
-			DoneBytes: st.DoneBytes, TotalBytes: st.TotalBytes, AppliedAt: st.AppliedAt}
+			DoneBytes: st.DoneBytes, TotalBytes: st.TotalBytes, AppliedAt: st.AppliedAt, Pending: uint64(st.Unsent)}
 		for _, p := range st.Problems {
 			a.Errors = append(a.Errors, wire.AckError{Path: p.Path, Err: p.Err, Since: p.Since})
 		}

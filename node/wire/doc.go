@@ -76,7 +76,9 @@
 //	           baseline done bytes, baseline total bytes, applied time,
 //	           n_errors (at most 64) { path (empty: the whole replica),
 //	           message (at most 512 bytes), since (time) }, more errors
-//	           (how many did not fit)
+//	           (how many did not fit), pending paths (paths the target
+//	           is still bringing to the source's state: not synced;
+//	           absent in acks of older nodes, read as 0)
 //
 // On a hello stream (/vigil/hello/1.0.0) a source asks a peer, once
 // connected, whether it backs up the folders the source names it a

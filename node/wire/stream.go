@@ -278,6 +278,10 @@ type Ack struct {
 	AppliedAt  time.Time // when the target applied Applied
 	Errors     []AckError
 	MoreErrors uint64 // errors left out to keep the frame small
+	// Pending counts paths the target is still bringing to the source's
+	// state (a repair waiting for bytes the source could not send): not
+	// failures yet, but not backed up. Absent (0) in acks of older nodes.
+	Pending uint64
 }
 
 // AckError is a failure on the target: a path it cannot write (Path set),
@@ -323,7 +327,8 @@ func EncodeAck(a Ack) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(n))
 	b = append(b, errs...)
-	return binary.AppendUvarint(b, more)
+	b = binary.AppendUvarint(b, more)
+	return binary.AppendUvarint(b, a.Pending)
 }
 
 // DecodeAck decodes an ack.
@@ -340,6 +345,9 @@ func DecodeAck(b []byte) (Ack, error) {
 		a.Errors = append(a.Errors, e)
 	}
 	a.MoreErrors = d.Uvarint()
+	if d.Err() == nil && d.Len() > 0 {
+		a.Pending = d.Uvarint()
+	}
 	return a, d.End()
 }
 

@@ -123,6 +123,16 @@ func TestStreamAnswersRoundTrip(t *testing.T) {
 		t.Fatalf("an ack with 200 long errors: %d bytes, %d errors + %d more, %v", len(enc), len(ga.Errors), ga.MoreErrors, err)
 	}
 	a.Errors = nil
+	// pending paths; an ack of an older node ends before the field
+	a.Pending = 3
+	enc = EncodeAck(a)
+	if ga, err = DecodeAck(enc); err != nil || ga.Pending != 3 {
+		t.Fatalf("ack with 3 pending paths: %+v %v", ga, err)
+	}
+	if ga, err = DecodeAck(enc[:len(enc)-1]); err != nil || ga.Pending != 0 || ga.Applied != 5 {
+		t.Fatalf("ack of an older node (no pending field): %+v %v", ga, err)
+	}
+	a.Pending = 0
 	bad := EncodeAck(a)
 	bad[len("docs")+2] = 7 // the baseline flag
 	_, err = DecodeAck(bad)
