@@ -228,14 +228,18 @@ func TestWatcherRapidWritesWithinQuietEmitOnceAfterQuiet(t *testing.T) {
 	root := t.TempDir()
 	h := watchStart(t, root, Options{Quiet: quiet, MaxDelay: time.Minute}, nil)
 	f := filepath.Join(root, "f")
+	// The time is taken before the last write starts: its events come
+	// after that (taken after the write, the watcher could have handled
+	// them before this goroutine read the clock, on a loaded machine).
+	var lastWrite time.Time
 	for i := range 10 {
+		lastWrite = time.Now()
 		watchWrite(t, f, strings.Repeat("x", i+1))
 	}
-	lastWrite := time.Now()
 
 	got := h.waitPaths("f")
 	if d := got[len(got)-1].at.Sub(lastWrite); d < quiet {
-		t.Fatalf("f emitted %v after the last write, before the %v quiet period", d, quiet)
+		t.Fatalf("f emitted %v after the last write began, before the %v quiet period", d, quiet)
 	}
 	got = append(got, h.flush()...)
 	if n := watchCount(got, "f"); n != 1 {
@@ -254,34 +258,30 @@ func TestWatcherContinuouslyWrittenFileEmittedWithinMaxDelay(t *testing.T) {
 	}
 	defer fh.Close()
 
-	first := time.Now()
+	// The file is written every 2ms, well within the quiet period, until
+	// it is emitted: only MaxDelay can emit it (with the quiet period
+	// alone, waitPaths would time out). How late after MaxDelay is up to
+	// the scheduler, so it is not asserted.
 	stop := make(chan struct{})
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
-		end := time.After(300 * time.Millisecond)
 		for {
 			if _, err := fh.WriteString("data"); err != nil {
 				return
 			}
 			select {
 			case <-tick.C:
-			case <-end:
-				return
 			case <-stop:
 				return
 			}
 		}
 	}()
-	got := h.waitPaths("busy")
+	h.waitPaths("busy")
 	close(stop)
 	<-writerDone
-	at := got[len(got)-1].at
-	if d := at.Sub(first); d > maxDelay+150*time.Millisecond {
-		t.Fatalf("continuously written file emitted after %v, want within MaxDelay %v + slack", d, maxDelay)
-	}
 }
 
 func TestWatcherNewNestedDirectoryIsWatchedAndItsContentsEmitted(t *testing.T) {
