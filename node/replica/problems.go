@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"syscall"
@@ -152,9 +153,16 @@ func pathProblem(err error) bool {
 // retryProblems brings each path that could not be written to the
 // source's current state again.
 func (r *Replica) retryProblems(ctx context.Context) {
-	paths := r.problemPaths()
+	r.repairNow(ctx, r.problemPaths(), "retry of a path that could not be written")
+}
+
+// repairNow brings paths to the source's current state in one commit and
+// clears the problems (and unsent marks) of those it wrote. A path that
+// cannot be written is a problem of its own; any other failure stops the
+// retry (logged with what) and it returns false.
+func (r *Replica) repairNow(ctx context.Context, paths []string, what string) bool {
 	if len(paths) == 0 || !r.Status().BaselineOK || !r.net.Connected(r.source) {
-		return
+		return false
 	}
 	ap := newApplier(r)
 	ap.seq, ap.at = r.Status().Applied, time.Now()
@@ -165,20 +173,21 @@ func (r *Replica) retryProblems(ctx context.Context) {
 				ap.forget(p)
 				continue
 			}
-			r.log.Debug("retry of a path that could not be written", "path", p, "err", err)
-			return
+			r.log.Debug(what, "path", p, "err", err)
+			return false
 		}
 	}
 	ap.endChange()
 	if err := ap.finish(); err != nil {
 		r.setProblem("", err)
-		return
+		return false
 	}
 	if err := r.db.Update(ap.save); err != nil {
 		r.setProblem("", fmt.Errorf("save replica state: %w", err))
-		return
+		return false
 	}
 	r.clearPathProblems(ap.written)
+	return true
 }
 
 // blockedNow reports whether a failure blocks the whole replica.
@@ -236,59 +245,24 @@ func (r *Replica) markUnsent(p string) {
 	r.mu.Unlock()
 }
 
-func (r *Replica) unsentPaths() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.unsent))
-	for p := range r.unsent {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // retryUnsent asks the source again for the unsent paths; those unsent
 // for longer than the grace become problems of their path (in one step,
 // so that an ack never shows one of them as neither).
 func (r *Replica) retryUnsent(ctx context.Context) {
-	paths := r.unsentPaths()
-	if len(paths) == 0 || !r.Status().BaselineOK || !r.net.Connected(r.source) {
-		return
-	}
-	ap := newApplier(r)
-	ap.seq, ap.at = r.Status().Applied, time.Now()
-	tried := 0
-	for _, p := range paths {
-		if tried == maxUnsentRetry {
+	var paths []string
+	r.mu.Lock()
+	for _, p := range slices.Sorted(maps.Keys(r.unsent)) {
+		if len(paths) == maxUnsentRetry {
 			break
 		}
-		r.mu.Lock()
-		_, reported := r.problems[p]
-		r.mu.Unlock()
-		if reported {
-			continue // a problem now: retried with the others (retryProblems)
-		}
-		tried++
-		if err := ap.repair(ctx, p); err != nil {
-			if pathProblem(err) {
-				r.setProblem(p, err)
-				ap.forget(p)
-				continue
-			}
-			r.log.Debug("retry of a path the source could not send", "path", p, "err", err)
-			return
+		if _, reported := r.problems[p]; !reported { // else retried with the problems
+			paths = append(paths, p)
 		}
 	}
-	ap.endChange()
-	if err := ap.finish(); err != nil {
-		r.setProblem("", err)
+	r.mu.Unlock()
+	if len(paths) > 0 && !r.repairNow(ctx, paths, "retry of a path the source could not send") {
 		return
 	}
-	if err := r.db.Update(ap.save); err != nil {
-		r.setProblem("", fmt.Errorf("save replica state: %w", err))
-		return
-	}
-	r.clearPathProblems(ap.written)
 	grace := min(unsentGrace, 3*r.retryEvery)
 	now := time.Now()
 	var late []string
